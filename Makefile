@@ -1,0 +1,38 @@
+# Two entry points (see README): `make demo` runs the example pipeline, `make test` runs everything.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# One interpreter for cargo and maturin, so pyo3 is not rebuilt when they alternate.
+export PYO3_PYTHON := $(abspath $(PY))
+
+.PHONY: venv install demo test lint rust-test py-test clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+install: $(PY)
+	$(PIP) install --quiet -e '.[dev]'
+
+demo: install
+	$(VENV)/bin/python examples/run_demo.py
+
+lint: install
+	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest pivot._native
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+rust-test: $(PY)
+	cargo test
+
+py-test: install
+	$(VENV)/bin/pytest -n 2 -q tests
+
+test: install lint rust-test py-test
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,110 @@
+"""Every error pivot raises. The Rust core raises these classes too (by name, from `pivot._native`)."""
+
+from __future__ import annotations
+
+
+class PivotError(Exception):
+    """Base of all pivot errors; the CLI prints `Error: <message>` and exits 1 (2 for usage)."""
+
+    exit_code = 1
+
+
+class UsageError(PivotError):
+    """Bad command-line usage (exit code 2)."""
+
+    exit_code = 2
+
+
+# --- storage (raised from Rust) -------------------------------------------------------------
+class StorageError(PivotError):
+    """A problem in the cache, index or on-disk formats."""
+
+
+class CacheCorruptError(StorageError):
+    """A cache object's content does not match its name."""
+
+
+class CacheMissingError(StorageError):
+    """A cache object that should exist does not."""
+
+
+class SourceChangedError(StorageError):
+    """A file changed while pivot was hashing or caching it."""
+
+
+class ManifestError(StorageError):
+    """A directory cannot be described by a manifest (link outside the tree, fifo, socket...)."""
+
+
+class UnsafePathError(StorageError):
+    """A path in a manifest, lock or config escapes its root or contains NUL/newline."""
+
+
+class LockFileError(StorageError):
+    """A lock file is malformed; the message names the file and the field."""
+
+
+class SchemaVersionError(LockFileError):
+    """A lock file was written by a newer pivot."""
+
+
+# --- project and pipeline definition ------------------------------------------------------
+class ProjectNotFoundError(PivotError):
+    """No `.pivot/` directory above the current directory."""
+
+
+class ConfigError(PivotError):
+    """`.pivot/config.yaml`, `pivot.yaml` or `params.yaml` is invalid."""
+
+
+class DiscoveryError(PivotError):
+    """No pipeline file, or an ambiguous one, or `pipeline.py` without `pipeline`."""
+
+
+class StageDefinitionError(PivotError):
+    """A stage's signature, annotations or registration is invalid."""
+
+
+class ParamsError(StageDefinitionError):
+    """An effective parameter value is invalid for the stage's StageParams."""
+
+
+class ValidationError(PivotError):
+    """The pipeline graph is invalid (duplicates, overlaps, unsafe paths...)."""
+
+
+class CyclicGraphError(ValidationError):
+    """The pipeline contains a cycle."""
+
+
+class DependencyNotFoundError(ValidationError):
+    """A dependency is neither produced by a stage nor present on disk."""
+
+
+class UnknownStageError(PivotError):
+    """A stage named on the command line does not exist."""
+
+
+# --- execution ----------------------------------------------------------------------------
+class ExecutionError(PivotError):
+    """A stage could not be run or recorded."""
+
+
+class StageFailedError(ExecutionError):
+    """The stage function raised."""
+
+
+class OutputMissingError(ExecutionError):
+    """A stage did not produce a declared output."""
+
+
+class DependencyMissingError(ExecutionError):
+    """A stage's dependency does not exist when it is about to run or be committed."""
+
+
+class ModifiedOutputError(ExecutionError):
+    """Checkout would overwrite a file the user modified (use --force)."""
+
+
+class FingerprintWarning(UserWarning):
+    """Part of a stage's code could not be fingerprinted; it is recorded as 'unknown'."""
