@@ -1,1 +1,417 @@
-//! (in progress)
+//! The stat index: (dev, inode) → (size, mtime_ns, ctime_ns, recorded_ns, hash), so that an
+//! unchanged file costs one stat and no read. Disposable: missing, corrupt or unreadable means
+//! "start empty", never "trust".
+//!
+//! File: `<state_dir>/index/stat.idx` (format in docs/formats.md, "Stat index"), written with
+//! `write_atomic` (kill point `index_write`) while holding `flock` on `<state_dir>/index/lock`.
+//! Writers re-read the file under the lock and merge, so concurrent processes only lose time,
+//! never correctness. Readers take no lock: the file is only ever replaced by rename.
+//!
+//! Racily clean: an entry is trusted only if the file's mtime and ctime are more than
+//! `RACY_WINDOW_NS` older than the moment its stat was taken. A write landing in the same
+//! timestamp tick as that stat would otherwise leave size/mtime/ctime unchanged. 2 s covers the
+//! kernel's coarse timestamp clock (≤ 10 ms), 2 s-granular filesystems (FAT/exFAT) and modest
+//! client/server clock skew on network filesystems; the cost is one extra hash of files written
+//! in the last 2 s.
+
+use std::collections::HashMap;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::prelude::*;
+
+use crate::atomic;
+use crate::error::{Error, IoContext, Result};
+use crate::hash;
+use crate::manifest;
+
+pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
+const MAGIC: &[u8; 8] = b"PVTSTAT\0";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 24;
+const REC_LEN: usize = 80;
+
+type Key = (u64, u64); // (dev, ino)
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rec {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    /// Wall-clock time just before the stat that this entry describes.
+    pub recorded_ns: i64,
+    pub hash: [u8; 32],
+}
+
+// Process-wide counters, exposed to tests through `_native._debug_stats()`.
+static FILES_READ: AtomicU64 = AtomicU64::new(0);
+static BYTES_READ: AtomicU64 = AtomicU64::new(0);
+static INDEX_HITS: AtomicU64 = AtomicU64::new(0);
+static INDEX_REBUILT: AtomicU64 = AtomicU64::new(0);
+
+/// (name, value) of the debug counters.
+pub fn debug_stats() -> Vec<(&'static str, u64)> {
+    vec![
+        ("files_read", FILES_READ.load(Ordering::Relaxed)),
+        ("bytes_read", BYTES_READ.load(Ordering::Relaxed)),
+        ("index_hits", INDEX_HITS.load(Ordering::Relaxed)),
+        ("index_rebuilt", INDEX_REBUILT.load(Ordering::Relaxed)),
+    ]
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn mtime_ns(m: &Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
+fn ctime_ns(m: &Metadata) -> i64 {
+    m.ctime() * 1_000_000_000 + m.ctime_nsec()
+}
+
+fn key(m: &Metadata) -> Key {
+    (m.dev(), m.ino())
+}
+
+fn warn(msg: &str) {
+    if std::env::var_os("PIVOT_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0") {
+        eprintln!("pivot: warning: {msg}");
+    }
+}
+
+/// Signature of the on-disk file, to reuse a parsed snapshot within one process.
+type Sig = (u64, u64, i64, u64); // (dev, ino, mtime_ns, size)
+type Snapshot = Arc<HashMap<Key, Rec>>;
+
+fn snapshot_cache() -> &'static Mutex<HashMap<PathBuf, (Sig, Snapshot)>> {
+    static C: OnceLock<Mutex<HashMap<PathBuf, (Sig, Snapshot)>>> = OnceLock::new();
+    C.get_or_init(Default::default)
+}
+
+pub struct Index {
+    dir: PathBuf,
+    base: Snapshot,
+    pending: Mutex<Vec<(Key, Rec)>>,
+    /// Set when the on-disk index was unusable and is being rebuilt.
+    pub warning: Option<String>,
+}
+
+impl Index {
+    pub fn file(dir: &Path) -> PathBuf {
+        dir.join("stat.idx")
+    }
+
+    /// Load the index under `<state_dir>/index/`; never fails (a bad index starts empty).
+    pub fn load(state_dir: &Path) -> Index {
+        let dir = state_dir.join("index");
+        let (base, warning) = load_snapshot(&Index::file(&dir));
+        if let Some(w) = &warning {
+            INDEX_REBUILT.fetch_add(1, Ordering::Relaxed);
+            warn(w);
+        }
+        Index {
+            dir,
+            base,
+            pending: Mutex::new(Vec::new()),
+            warning,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.base.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.base.is_empty()
+    }
+
+    /// The hash recorded for a file with this (l)stat, if the entry is still trustworthy.
+    pub fn lookup(&self, m: &Metadata) -> Option<String> {
+        let r = self.base.get(&key(m))?;
+        let (mt, ct) = (mtime_ns(m), ctime_ns(m));
+        let fresh = r.size == m.len() && r.mtime_ns == mt && r.ctime_ns == ct;
+        let racy = mt.max(ct) >= r.recorded_ns - RACY_WINDOW_NS;
+        (fresh && !racy).then(|| hash::hex(&blake3::Hash::from_bytes(r.hash)))
+    }
+
+    /// Remember `hash` for a file whose stat `m` was taken at `recorded_ns`.
+    pub fn record(&self, m: &Metadata, recorded_ns: i64, h: &blake3::Hash) {
+        let rec = Rec {
+            size: m.len(),
+            mtime_ns: mtime_ns(m),
+            ctime_ns: ctime_ns(m),
+            recorded_ns,
+            hash: *h.as_bytes(),
+        };
+        if self.base.get(&key(m)) != Some(&rec) {
+            self.pending.lock().unwrap().push((key(m), rec));
+        }
+    }
+
+    /// Merge new entries into the on-disk index under the lock. Nothing to do → no write.
+    pub fn save(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        if pending.is_empty() && self.warning.is_none() {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.dir).at(&self.dir)?;
+        let lock_path = self.dir.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .at(&lock_path)?;
+        flock(&lock, &lock_path)?;
+        let file = Index::file(&self.dir);
+        // Re-read under the lock: another process may have saved since we loaded.
+        let (current, _) = load_snapshot(&file);
+        let mut map = Arc::try_unwrap(current).unwrap_or_else(|a| (*a).clone());
+        for (k, r) in pending {
+            match map.get(&k) {
+                Some(old) if old.recorded_ns > r.recorded_ns => {}
+                _ => {
+                    map.insert(k, r);
+                }
+            }
+        }
+        let bytes = encode(&map);
+        atomic::write_atomic(&file, &bytes, Some("index_write"))?;
+        if let Ok(m) = fs::metadata(&file) {
+            let sig = (m.dev(), m.ino(), mtime_ns(&m), m.len());
+            snapshot_cache()
+                .lock()
+                .unwrap()
+                .insert(file, (sig, Arc::new(map)));
+        }
+        Ok(()) // the lock is released when `lock` is dropped
+    }
+}
+
+fn flock(f: &File, path: &Path) -> Result<()> {
+    loop {
+        // SAFETY: flock on a valid, owned fd.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Error::io(path, e));
+        }
+    }
+}
+
+fn load_snapshot(file: &Path) -> (Snapshot, Option<String>) {
+    let sig = match fs::metadata(file) {
+        Ok(m) => (m.dev(), m.ino(), mtime_ns(&m), m.len()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Arc::default(), None),
+        Err(e) => {
+            return (
+                Arc::default(),
+                Some(format!("{}: {e}; rebuilding", file.display())),
+            )
+        }
+    };
+    if let Some((s, snap)) = snapshot_cache().lock().unwrap().get(file) {
+        if *s == sig {
+            return (snap.clone(), None);
+        }
+    }
+    let data = match fs::read(file) {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                Arc::default(),
+                Some(format!("{}: {e}; rebuilding", file.display())),
+            )
+        }
+    };
+    match decode(&data) {
+        Ok(map) => {
+            let snap = Arc::new(map);
+            snapshot_cache()
+                .lock()
+                .unwrap()
+                .insert(file.to_path_buf(), (sig, snap.clone()));
+            (snap, None)
+        }
+        Err(why) => (
+            Arc::default(),
+            Some(format!(
+                "stat index {} is {why}; rebuilding",
+                file.display()
+            )),
+        ),
+    }
+}
+
+/// Serialize (records sorted by key so equal indexes give equal bytes).
+pub fn encode(map: &HashMap<Key, Rec>) -> Vec<u8> {
+    let mut keys: Vec<&Key> = map.keys().collect();
+    keys.sort_unstable();
+    let mut out = Vec::with_capacity(HEADER_LEN + map.len() * REC_LEN + 32);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(map.len() as u64).to_le_bytes());
+    for k in keys {
+        let r = &map[k];
+        out.extend_from_slice(&k.0.to_le_bytes());
+        out.extend_from_slice(&k.1.to_le_bytes());
+        out.extend_from_slice(&r.size.to_le_bytes());
+        out.extend_from_slice(&r.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&r.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&r.recorded_ns.to_le_bytes());
+        out.extend_from_slice(&r.hash);
+    }
+    let sum = blake3::hash(&out);
+    out.extend_from_slice(sum.as_bytes());
+    out
+}
+
+/// Parse and verify; the error says why the file cannot be trusted.
+pub fn decode(data: &[u8]) -> std::result::Result<HashMap<Key, Rec>, &'static str> {
+    if data.len() < HEADER_LEN + 32 || &data[..8] != MAGIC {
+        return Err("not a pivot stat index (bad header)");
+    }
+    let u64_at = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().unwrap());
+    let i64_at = |i: usize| i64::from_le_bytes(data[i..i + 8].try_into().unwrap());
+    if u32::from_le_bytes(data[8..12].try_into().unwrap()) != VERSION {
+        return Err("of an unknown version");
+    }
+    let n = u64_at(16) as usize;
+    if n.checked_mul(REC_LEN)
+        .and_then(|b| b.checked_add(HEADER_LEN + 32))
+        != Some(data.len())
+    {
+        return Err("truncated");
+    }
+    let body = &data[..data.len() - 32];
+    if blake3::hash(body).as_bytes() != &data[data.len() - 32..] {
+        return Err("corrupt (checksum mismatch)");
+    }
+    let mut map = HashMap::with_capacity(n);
+    for j in 0..n {
+        let o = HEADER_LEN + j * REC_LEN;
+        let rec = Rec {
+            size: u64_at(o + 16),
+            mtime_ns: i64_at(o + 24),
+            ctime_ns: i64_at(o + 32),
+            recorded_ns: i64_at(o + 40),
+            hash: data[o + 48..o + 80].try_into().unwrap(),
+        };
+        map.insert((u64_at(o), u64_at(o + 8)), rec);
+    }
+    Ok(map)
+}
+
+fn same_content_stat(a: &Metadata, b: &Metadata) -> bool {
+    a.len() == b.len() && mtime_ns(a) == mtime_ns(b) && ctime_ns(a) == ctime_ns(b)
+}
+
+/// Hash a regular file, via the index when it has a trusted entry for `seen` (the caller's
+/// stat of `path`). Returns the hash and the metadata the hash describes. A file that changes
+/// while it is read is `Error::SourceChanged`.
+pub fn hash_file_with(
+    path: &Path,
+    seen: &Metadata,
+    idx: Option<&Index>,
+) -> Result<(String, Metadata)> {
+    if let Some(h) = idx.and_then(|i| i.lookup(seen)) {
+        INDEX_HITS.fetch_add(1, Ordering::Relaxed);
+        return Ok((h, seen.clone()));
+    }
+    let recorded = now_ns();
+    let mut f = File::open(path).at(path)?;
+    let before = f.metadata().at(path)?;
+    let h = hash::hash_open_file(&mut f, before.len()).at(path)?;
+    let after = f.metadata().at(path)?;
+    FILES_READ.fetch_add(1, Ordering::Relaxed);
+    BYTES_READ.fetch_add(before.len(), Ordering::Relaxed);
+    if !same_content_stat(&before, &after) {
+        return Err(Error::SourceChanged {
+            path: path.into(),
+            msg: "size, mtime or ctime changed during hashing".into(),
+        });
+    }
+    if let Some(i) = idx {
+        i.record(&before, recorded, &h);
+    }
+    Ok((hash::hex(&h), before))
+}
+
+/// What `hash_path` returns (Python `HashInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathInfo {
+    pub hash: String,
+    pub size: u64,
+    pub nfiles: u64,
+    pub is_dir: bool,
+}
+
+fn hash_one(path: &Path, idx: Option<&Index>) -> Result<PathInfo> {
+    let meta = fs::metadata(path).at(path)?; // the top-level path may be a symlink: follow it
+    if meta.is_dir() {
+        let (_, d) = manifest::hash_dir(path, idx)?;
+        Ok(PathInfo {
+            hash: d.hash,
+            size: d.size,
+            nfiles: d.nfiles,
+            is_dir: true,
+        })
+    } else if meta.is_file() {
+        let (h, m) = hash_file_with(path, &meta, idx)?;
+        Ok(PathInfo {
+            hash: h,
+            size: m.len(),
+            nfiles: 1,
+            is_dir: false,
+        })
+    } else {
+        Err(Error::manifest(path, "not a regular file or directory"))
+    }
+}
+
+fn save_quietly(idx: &Index) {
+    // The index is an optimisation: failing to save it must not fail the hash.
+    if let Err(e) = idx.save() {
+        warn(&format!("could not save the stat index: {e}"));
+    }
+}
+
+/// Hash a file or directory; with `state_dir`, through the stat index (loaded and saved here).
+pub fn hash_path(path: &Path, state_dir: Option<&Path>) -> Result<PathInfo> {
+    let idx = state_dir.map(Index::load);
+    let r = hash_one(path, idx.as_ref())?;
+    if let Some(i) = &idx {
+        save_quietly(i);
+    }
+    Ok(r)
+}
+
+/// `hash_path` for many paths in parallel, sharing one index load and one save.
+pub fn hash_paths(paths: &[PathBuf], state_dir: Option<&Path>) -> Result<Vec<PathInfo>> {
+    hash::ensure_pool();
+    let idx = state_dir.map(Index::load);
+    let r: Result<Vec<PathInfo>> = paths
+        .par_iter()
+        .map(|p| hash_one(p, idx.as_ref()))
+        .collect();
+    if let Some(i) = &idx {
+        save_quietly(i);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests;

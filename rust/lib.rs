@@ -16,11 +16,259 @@ pub mod verify;
 
 // === section: hashing, manifests, index, locks, atomic writes (core helper) ===
 
+mod core_api {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+
+    use pyo3::prelude::*;
+    use pyo3::types::{PyBytes, PyDict, PyList};
+
+    use crate::error::to_pyerr;
+    use crate::{atomic, hash, index, lock, manifest};
+
+    /// Python `HashInfo`.
+    pub fn hash_info<'py>(py: Python<'py>, i: &index::PathInfo) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("hash", &i.hash)?;
+        d.set_item("size", i.size)?;
+        d.set_item("nfiles", i.nfiles)?;
+        d.set_item("is_dir", i.is_dir)?;
+        Ok(d)
+    }
+
+    #[pyfunction]
+    pub fn blake3_bytes(py: Python<'_>, data: &[u8]) -> String {
+        py.detach(|| hash::hash_bytes(data))
+    }
+
+    #[pyfunction]
+    pub fn hash_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+        py.detach(|| hash::hash_file(&path)).map_err(to_pyerr)
+    }
+
+    #[pyfunction]
+    pub fn hash_files(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Vec<String>> {
+        py.detach(|| hash::hash_files(&paths)).map_err(to_pyerr)
+    }
+
+    #[pyfunction]
+    #[pyo3(signature = (path, state_dir=None))]
+    pub fn hash_path(
+        py: Python<'_>,
+        path: PathBuf,
+        state_dir: Option<PathBuf>,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let i = py
+            .detach(|| index::hash_path(&path, state_dir.as_deref()))
+            .map_err(to_pyerr)?;
+        hash_info(py, &i)
+    }
+
+    #[pyfunction]
+    #[pyo3(signature = (paths, state_dir=None))]
+    pub fn hash_paths(
+        py: Python<'_>,
+        paths: Vec<PathBuf>,
+        state_dir: Option<PathBuf>,
+    ) -> PyResult<Bound<'_, PyList>> {
+        let infos = py
+            .detach(|| index::hash_paths(&paths, state_dir.as_deref()))
+            .map_err(to_pyerr)?;
+        let out = PyList::empty(py);
+        for i in &infos {
+            out.append(hash_info(py, i)?)?;
+        }
+        Ok(out)
+    }
+
+    #[pyfunction]
+    pub fn read_manifest(
+        py: Python<'_>,
+        cache_dir: PathBuf,
+        dir_hash: String,
+    ) -> PyResult<Bound<'_, PyList>> {
+        let m = py
+            .detach(|| manifest::load_from_cache(&cache_dir, &dir_hash))
+            .map_err(to_pyerr)?;
+        let out = PyList::empty(py);
+        for e in &m.entries {
+            let d = PyDict::new(py);
+            // Paths decode like os.fsdecode (surrogateescape), so os.fsencode gives the bytes.
+            d.set_item("path", OsStr::from_bytes(&e.path))?;
+            d.set_item("hash", &e.hash)?;
+            d.set_item("size", e.size)?;
+            d.set_item("exec", e.exec)?;
+            d.set_item("link", e.link.as_deref().map(OsStr::from_bytes))?;
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    #[pyfunction]
+    pub fn lock_encode<'py>(py: Python<'py>, json_text: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let b = py
+            .detach(|| lock::encode(json_text, Path::new("<lock data>")))
+            .map_err(to_pyerr)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    #[pyfunction]
+    pub fn lock_decode(py: Python<'_>, data: &[u8], path: PathBuf) -> PyResult<String> {
+        py.detach(|| lock::decode(data, &path)).map_err(to_pyerr)
+    }
+
+    #[pyfunction]
+    pub fn lock_read(py: Python<'_>, path: PathBuf) -> PyResult<Option<String>> {
+        py.detach(|| lock::read(&path)).map_err(to_pyerr)
+    }
+
+    #[pyfunction]
+    pub fn lock_write(py: Python<'_>, path: PathBuf, json_text: &str) -> PyResult<()> {
+        py.detach(|| lock::write(&path, json_text))
+            .map_err(to_pyerr)
+    }
+
+    #[pyfunction]
+    #[pyo3(signature = (path, data, kill_point=None))]
+    pub fn write_atomic(
+        py: Python<'_>,
+        path: PathBuf,
+        data: &[u8],
+        kill_point: Option<String>,
+    ) -> PyResult<()> {
+        py.detach(|| atomic::write_atomic(&path, data, kill_point.as_deref()))
+            .map_err(to_pyerr)
+    }
+
+    #[pyfunction]
+    pub fn kill_point(name: &str) {
+        atomic::kill_point(name)
+    }
+
+    /// Process-wide counters (files read, index hits...) for tests.
+    #[pyfunction]
+    pub fn _debug_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in index::debug_stats() {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_function(wrap_pyfunction!(blake3_bytes, m)?)?;
+        m.add_function(wrap_pyfunction!(hash_file, m)?)?;
+        m.add_function(wrap_pyfunction!(hash_files, m)?)?;
+        m.add_function(wrap_pyfunction!(hash_path, m)?)?;
+        m.add_function(wrap_pyfunction!(hash_paths, m)?)?;
+        m.add_function(wrap_pyfunction!(read_manifest, m)?)?;
+        m.add_function(wrap_pyfunction!(lock_encode, m)?)?;
+        m.add_function(wrap_pyfunction!(lock_decode, m)?)?;
+        m.add_function(wrap_pyfunction!(lock_read, m)?)?;
+        m.add_function(wrap_pyfunction!(lock_write, m)?)?;
+        m.add_function(wrap_pyfunction!(write_atomic, m)?)?;
+        m.add_function(wrap_pyfunction!(kill_point, m)?)?;
+        m.add_function(wrap_pyfunction!(_debug_stats, m)?)?;
+        Ok(())
+    }
+}
+
 // === section: cache insert / restore / verify (cache helper) ===
+
+mod cache_api {
+    use std::path::PathBuf;
+
+    use pyo3::exceptions::PyValueError;
+    use pyo3::prelude::*;
+    use pyo3::types::PyDict;
+
+    use crate::error::to_pyerr;
+    use crate::link::{self, LinkMode};
+    use crate::{cache, restore, verify};
+
+    fn modes(names: &[String]) -> PyResult<Vec<LinkMode>> {
+        link::parse_modes(names).map_err(PyValueError::new_err)
+    }
+
+    /// Insert a file or directory; the GIL is released for the whole walk/hash/link pass.
+    #[pyfunction]
+    pub fn cache_insert<'py>(
+        py: Python<'py>,
+        path: PathBuf,
+        cache_dir: PathBuf,
+        state_dir: Option<PathBuf>,
+        link_modes: Vec<String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let modes = modes(&link_modes)?;
+        let i = py
+            .detach(|| cache::insert(&path, &cache_dir, state_dir.as_deref(), modes))
+            .map_err(to_pyerr)?;
+        super::core_api::hash_info(py, &i)
+    }
+
+    /// Materialise an object at `dest` atomically; returns the link mode used. `state_dir` is
+    /// accepted for symmetry: restored files are racily clean (ctime = now), so recording them
+    /// in the stat index would never be trusted.
+    #[pyfunction]
+    #[pyo3(signature = (dir_or_file_hash, is_dir, dest, cache_dir, link_modes, state_dir=None))]
+    pub fn cache_restore(
+        py: Python<'_>,
+        dir_or_file_hash: String,
+        is_dir: bool,
+        dest: PathBuf,
+        cache_dir: PathBuf,
+        link_modes: Vec<String>,
+        state_dir: Option<PathBuf>,
+    ) -> PyResult<&'static str> {
+        let _ = state_dir;
+        let modes = modes(&link_modes)?;
+        let m = py
+            .detach(|| restore::restore(&dir_or_file_hash, is_dir, &dest, &cache_dir, modes))
+            .map_err(to_pyerr)?;
+        Ok(m.as_str())
+    }
+
+    #[pyfunction]
+    pub fn cache_contains(
+        py: Python<'_>,
+        cache_dir: PathBuf,
+        hash: String,
+        is_dir: bool,
+    ) -> PyResult<bool> {
+        py.detach(|| cache::Cache::new(&cache_dir).contains(&hash, is_dir))
+            .map_err(to_pyerr)
+    }
+
+    #[pyfunction]
+    #[pyo3(signature = (cache_dir, hashes=None))]
+    pub fn cache_verify(
+        py: Python<'_>,
+        cache_dir: PathBuf,
+        hashes: Option<Vec<String>>,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let r = py
+            .detach(|| verify::verify(&cache_dir, hashes.as_deref()))
+            .map_err(to_pyerr)?;
+        let d = PyDict::new(py);
+        d.set_item("checked", r.checked)?;
+        d.set_item("corrupt", r.corrupt)?;
+        d.set_item("missing", r.missing)?;
+        Ok(d)
+    }
+
+    pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_function(wrap_pyfunction!(cache_insert, m)?)?;
+        m.add_function(wrap_pyfunction!(cache_restore, m)?)?;
+        m.add_function(wrap_pyfunction!(cache_contains, m)?)?;
+        m.add_function(wrap_pyfunction!(cache_verify, m)?)?;
+        Ok(())
+    }
+}
 
 #[pymodule]
 fn _native(_m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // core helper registers its functions here
-    // cache helper registers its functions here
+    core_api::register(_m)?;
+    cache_api::register(_m)?;
     Ok(())
 }

@@ -1,1 +1,474 @@
-//! (in progress)
+//! Materialise a cached file or directory at a destination, all or nothing.
+//!
+//! The new file/tree is built beside the destination under a short temp name
+//! (`.pvtmp-<pid>-<n>-<rand>`), then swapped in with `renameat2(RENAME_EXCHANGE)` (kill point
+//! `restore_swap` just before), and the old content, now under the temp name, is deleted. A
+//! crash leaves the old or the new content at `dest` plus a temp that the next restore into the
+//! same directory removes (temps of dead processes). Filesystems without RENAME_EXCHANGE get
+//! rename-old-away (`.pvold-…`) then rename-new-in.
+//!
+//! Verification while restoring: `copy` hashes every object while copying it and refuses a
+//! mismatch (CacheCorrupt naming the object; temp removed, dest untouched). `hardlink` and
+//! `reflink` do not read the bytes (that would cost as much as a copy): directory entries are
+//! checked against the manifest's size, which catches truncated objects; `verify` is the full
+//! check. A single file has no recorded size here, so it is linked unchecked.
+//!
+//! Safety: files are created with O_CREAT|O_EXCL|O_NOFOLLOW inside a directory we just created;
+//! symlinks of the tree are created last, so nothing is ever written through one. Existing
+//! components of the destination's parent that are symlinks must resolve inside the project
+//! (the directory holding `.pivot/`, else the cache directory's parent): UnsafePath otherwise.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::path::{Component, Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::atomic::{self, kill_point};
+use crate::cache::{self, Cache};
+use crate::error::{Error, IoContext, Result};
+use crate::hash;
+use crate::link::{self, LinkMode, Linker};
+use crate::manifest::{self, Manifest};
+
+/// Restore object `hash` at `dest`; returns the link mode used.
+pub fn restore(
+    hash: &str,
+    is_dir: bool,
+    dest: &Path,
+    cache_dir: &Path,
+    modes: Vec<LinkMode>,
+) -> Result<LinkMode> {
+    hash::ensure_pool();
+    let cache = Cache::new(cache_dir);
+    let linker = Linker::new(modes);
+    let dest = absolute(dest)?;
+    check_dest(&dest, cache_dir)?;
+    // Read (and validate) everything needed before touching the workspace.
+    let manifest = if is_dir {
+        Some(cache.read_manifest(hash)?)
+    } else {
+        let obj = cache.object_path(hash)?;
+        if !fs::symlink_metadata(&obj).is_ok_and(|m| m.is_file()) {
+            return Err(Error::CacheMissing {
+                path: obj,
+                hash: hash.into(),
+            });
+        }
+        None
+    };
+    let parent = atomic::parent_dir(&dest).to_path_buf();
+    fs::create_dir_all(&parent).at(&parent)?;
+    // One readdir per restore: cheap next to building the new file or tree.
+    cache::clean_stale(&parent);
+    let tmp = atomic::temp_path_in(&parent);
+    let built = match &manifest {
+        Some(m) => build_tree(&cache, &linker, m, &tmp),
+        None => materialize(&cache, &linker, hash, None, false, &tmp),
+    };
+    if let Err(e) = built {
+        let _ = remove_any(&tmp);
+        return Err(e);
+    }
+    if let Err(e) = swap(&tmp, &dest, &parent) {
+        let _ = remove_any(&tmp);
+        return Err(e);
+    }
+    Ok(linker.first())
+}
+
+/// Lexically absolute and normalised (`.`/`..` resolved without following links), so every
+/// later step works on the very path that was checked.
+fn absolute(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).at(p)?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    if out.parent().is_none() {
+        return Err(Error::unsafe_path(
+            p,
+            "cannot restore onto the filesystem root",
+        ));
+    }
+    Ok(out)
+}
+
+/// The project root implied by the cache location (see module doc).
+fn project_root(cache_dir: &Path) -> Option<PathBuf> {
+    let c = absolute(cache_dir).ok()?;
+    let mut cur = c.as_path();
+    while let Some(parent) = cur.parent() {
+        if cur.file_name().is_some_and(|n| n == ".pivot") {
+            return Some(parent.to_path_buf());
+        }
+        cur = parent;
+    }
+    c.parent().map(Path::to_path_buf)
+}
+
+/// Refuse a destination reached through a symlink that leaves the project.
+fn check_dest(dest: &Path, cache_dir: &Path) -> Result<()> {
+    let Some(root) = project_root(cache_dir) else {
+        return Ok(());
+    };
+    let Ok(rel) = dest.strip_prefix(&root) else {
+        return Ok(());
+    };
+    let root_real = fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+    let mut cur = root.clone();
+    let comps: Vec<_> = rel.components().collect();
+    for c in &comps[..comps.len().saturating_sub(1)] {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let real = fs::canonicalize(&cur).at(&cur)?;
+                if !real.starts_with(&root_real) {
+                    return Err(Error::unsafe_path(
+                        dest,
+                        format!(
+                            "{} is a symlink to {} outside the project",
+                            cur.display(),
+                            real.display()
+                        ),
+                    ));
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break, // missing: created below with mkdir
+        }
+    }
+    Ok(())
+}
+
+fn remove_any(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => cache::remove_tree(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Put `tmp` at `dest`, then delete what was there.
+fn swap(tmp: &Path, dest: &Path, parent: &Path) -> Result<()> {
+    let exists = fs::symlink_metadata(dest).is_ok();
+    kill_point("restore_swap");
+    if !exists {
+        match link::rename_noreplace(tmp, dest) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {} // appeared meanwhile
+            Err(e) => return Err(Error::io(dest, e)),
+        }
+    }
+    match link::rename_exchange(tmp, dest) {
+        Ok(()) => {
+            // `tmp` now names the old content.
+            remove_any(tmp).at(tmp)
+        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+            let old = parent.join(format!(
+                "{}{}",
+                cache::OLD_PREFIX,
+                &tmp.file_name().unwrap().to_string_lossy()[atomic::TEMP_PREFIX.len()..]
+            ));
+            fs::rename(dest, &old).at(dest)?;
+            fs::rename(tmp, dest).at(dest)?;
+            remove_any(&old).at(&old)
+        }
+        Err(e) => Err(Error::io(dest, e)),
+    }
+}
+
+fn build_tree(cache: &Cache, linker: &Linker, m: &Manifest, tmp: &Path) -> Result<()> {
+    fs::create_dir(tmp).at(tmp)?;
+    // Directories first (sorted, so parents come before children), in a tree we own.
+    let mut dirs: Vec<&[u8]> = Vec::new();
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    for e in &m.entries {
+        let p = &e.path[..];
+        let mut pos = 0;
+        while let Some(k) = p[pos..].iter().position(|&b| b == b'/') {
+            let d = &p[..pos + k];
+            if seen.insert(d) {
+                dirs.push(d);
+            }
+            pos += k + 1;
+        }
+    }
+    dirs.sort_unstable();
+    for d in dirs {
+        let p = tmp.join(manifest::rel_path(d));
+        fs::create_dir(&p).at(&p)?;
+    }
+    m.entries
+        .par_iter()
+        .filter(|e| e.link.is_none())
+        .try_for_each(|e| {
+            let dst = tmp.join(manifest::rel_path(&e.path));
+            materialize(cache, linker, &e.hash, Some(e.size), e.exec, &dst)
+        })?;
+    // Links last: no file is ever created below a symlink.
+    for e in &m.entries {
+        if let Some(t) = &e.link {
+            let dst = tmp.join(manifest::rel_path(&e.path));
+            std::os::unix::fs::symlink(manifest::rel_path(t), &dst).at(&dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// Create `dst` (new) from object `hash` with the operation's mode. Exec files are always
+/// copied (objects are never executable).
+fn materialize(
+    cache: &Cache,
+    linker: &Linker,
+    hash: &str,
+    size: Option<u64>,
+    exec: bool,
+    dst: &Path,
+) -> Result<()> {
+    let obj = cache.object_path(hash)?;
+    let attempt = |mode: LinkMode| -> Result<()> {
+        let r = match mode {
+            LinkMode::Hardlink => match fs::hard_link(&obj, dst) {
+                Ok(()) => check_size(&obj, hash, size, dst),
+                Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
+                    copy_verified(&obj, hash, size, exec, dst)
+                }
+                Err(e) => Err(obj_err(&obj, hash, e)),
+            },
+            LinkMode::Reflink => reflink(&obj, hash, size, exec, dst),
+            LinkMode::Copy => copy_verified(&obj, hash, size, exec, dst),
+        };
+        if r.is_err() {
+            let _ = fs::remove_file(dst);
+        }
+        r
+    };
+    if exec {
+        attempt(LinkMode::Copy)
+    } else {
+        linker.run(attempt)
+    }
+}
+
+fn obj_err(obj: &Path, hash: &str, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        Error::CacheMissing {
+            path: obj.into(),
+            hash: hash.into(),
+        }
+    } else {
+        Error::io(obj, e)
+    }
+}
+
+fn corrupt(obj: &Path, hash: &str) -> Error {
+    Error::CacheCorrupt {
+        path: obj.into(),
+        hash: hash.into(),
+    }
+}
+
+fn check_size(obj: &Path, hash: &str, size: Option<u64>, dst: &Path) -> Result<()> {
+    if let Some(s) = size {
+        if fs::symlink_metadata(dst).at(dst)?.len() != s {
+            return Err(corrupt(obj, hash));
+        }
+    }
+    Ok(())
+}
+
+fn reflink(obj: &Path, hash: &str, size: Option<u64>, exec: bool, dst: &Path) -> Result<()> {
+    let s = link::open_read(obj).map_err(|e| obj_err(obj, hash, e))?;
+    let d = link::create_new(dst, link::workspace_mode(exec)).at(dst)?;
+    // SAFETY: both descriptors are open for the duration of the call.
+    if unsafe { libc::ioctl(d.as_raw_fd(), libc::FICLONE, s.as_raw_fd()) } != 0 {
+        return Err(Error::io(dst, io::Error::last_os_error()));
+    }
+    set_mode(&d, exec, dst)?;
+    check_size(obj, hash, size, dst)
+}
+
+fn set_mode(f: &File, exec: bool, dst: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(fs::Permissions::from_mode(link::workspace_mode(exec)))
+        .at(dst)
+}
+
+/// Copy an object, hashing it on the way; a mismatch is CacheCorrupt naming the object.
+fn copy_verified(obj: &Path, hash: &str, size: Option<u64>, exec: bool, dst: &Path) -> Result<()> {
+    let mut s = link::open_read(obj).map_err(|e| obj_err(obj, hash, e))?;
+    let len = s.metadata().at(obj)?.len();
+    if size.is_some_and(|n| n != len) {
+        return Err(corrupt(obj, hash));
+    }
+    let mut d = link::create_new(dst, link::workspace_mode(exec)).at(dst)?;
+    let (h, _) = link::copy_hash(&mut s, &mut d, len).at(obj)?;
+    if h.to_hex().as_str() != hash {
+        return Err(corrupt(obj, hash));
+    }
+    set_mode(&d, exec, dst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::insert;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn modes(m: &[&str]) -> Vec<LinkMode> {
+        link::parse_modes(m).unwrap()
+    }
+
+    fn tree(root: &Path) {
+        fs::create_dir_all(root.join("d/e")).unwrap();
+        fs::write(root.join("a"), b"A").unwrap();
+        fs::write(root.join("d/b"), b"B").unwrap();
+        fs::write(root.join("d/e/c"), b"C").unwrap();
+        fs::write(root.join("x.sh"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(root.join("x.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("d/b", root.join("lnk")).unwrap();
+    }
+
+    fn listing(root: &Path) -> Vec<(String, Vec<u8>)> {
+        manifest::walk(root)
+            .unwrap()
+            .into_iter()
+            .map(|w| {
+                let content = match &w.kind {
+                    manifest::Kind::File => fs::read(&w.abs).unwrap(),
+                    manifest::Kind::Link(t) => t.clone(),
+                };
+                (String::from_utf8(w.rel).unwrap(), content)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn restore_dir_each_mode_replaces_exactly() {
+        for m in ["copy", "hardlink", "reflink"] {
+            let d = tempfile::tempdir().unwrap();
+            let src = d.path().join("src");
+            tree(&src);
+            let want = listing(&src);
+            let cache = d.path().join("cache");
+            let info = insert(&src, &cache, None, modes(&["copy"])).unwrap();
+            let dest = d.path().join("out/dest");
+            fs::create_dir_all(&dest).unwrap();
+            fs::write(dest.join("extra"), b"junk").unwrap();
+            let used = restore(&info.hash, true, &dest, &cache, modes(&[m, "copy"])).unwrap();
+            assert_eq!(listing(&dest), want, "{m}");
+            let x = fs::metadata(dest.join("x.sh")).unwrap().mode() & 0o777;
+            assert_eq!(x, 0o755);
+            let a = fs::metadata(dest.join("a")).unwrap().mode() & 0o777;
+            if used == LinkMode::Hardlink {
+                assert_eq!(a, 0o444);
+            } else {
+                assert_eq!(a, 0o644, "{m} -> {used:?}");
+            }
+            let names: Vec<_> = fs::read_dir(d.path().join("out"))
+                .unwrap()
+                .flatten()
+                .collect();
+            assert_eq!(names.len(), 1, "no temp left beside dest");
+        }
+    }
+
+    #[test]
+    fn copy_restore_refuses_corrupt_object() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        fs::write(&f, b"good").unwrap();
+        let cache = d.path().join("cache");
+        let info = insert(&f, &cache, None, modes(&["copy"])).unwrap();
+        let obj = Cache::new(&cache).object_path(&info.hash).unwrap();
+        fs::set_permissions(&obj, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&obj, b"evil").unwrap();
+        let dest = d.path().join("dest");
+        fs::write(&dest, b"old").unwrap();
+        let e = restore(&info.hash, false, &dest, &cache, modes(&["copy"])).unwrap_err();
+        assert!(matches!(e, Error::CacheCorrupt { .. }), "{e}");
+        assert!(e.to_string().contains(&obj.display().to_string()));
+        assert_eq!(fs::read(&dest).unwrap(), b"old");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 3); // f, cache, dest
+    }
+
+    #[test]
+    fn missing_object_is_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let e = restore(
+            &"ab".repeat(32),
+            false,
+            &d.path().join("x"),
+            &d.path().join("cache"),
+            modes(&["copy"]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::CacheMissing { .. }), "{e}");
+    }
+
+    #[test]
+    fn refuses_symlinked_parent_outside_project() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let proj = d.path().join("proj");
+        fs::create_dir_all(proj.join(".pivot/cache")).unwrap();
+        let f = proj.join("f");
+        fs::write(&f, b"x").unwrap();
+        let cache = proj.join(".pivot/cache");
+        let info = insert(&f, &cache, None, modes(&["copy"])).unwrap();
+        std::os::unix::fs::symlink(outside.path(), proj.join("evil")).unwrap();
+        let e = restore(
+            &info.hash,
+            false,
+            &proj.join("evil/f"),
+            &cache,
+            modes(&["copy"]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::UnsafePath { .. }), "{e}");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        // a symlink that stays inside is fine
+        fs::create_dir(proj.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", proj.join("ok")).unwrap();
+        restore(
+            &info.hash,
+            false,
+            &proj.join("ok/f"),
+            &cache,
+            modes(&["copy"]),
+        )
+        .unwrap();
+        assert_eq!(fs::read(proj.join("real/f")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn dest_symlink_is_replaced_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        fs::write(&f, b"new").unwrap();
+        let cache = d.path().join("cache");
+        let info = insert(&f, &cache, None, modes(&["copy"])).unwrap();
+        let target = d.path().join("target");
+        fs::write(&target, b"keep").unwrap();
+        let dest = d.path().join("dest");
+        std::os::unix::fs::symlink(&target, &dest).unwrap();
+        restore(&info.hash, false, &dest, &cache, modes(&["copy"])).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert!(!fs::symlink_metadata(&dest)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&dest).unwrap(), b"new");
+    }
+}

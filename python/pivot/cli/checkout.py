@@ -1,0 +1,82 @@
+"""pivot checkout: restore stage outputs and tracked files from the cache."""
+
+from __future__ import annotations
+
+import click
+
+from pivot.cli import _run_common
+
+LINK_MODES = ("reflink", "hardlink", "copy")
+
+
+def _parse_modes(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> list[str] | None:
+    """`--checkout-mode` repeated and/or comma-separated, in order, duplicates dropped."""
+    modes: list[str] = []
+    for value in values:
+        for mode in value.split(","):
+            mode = mode.strip()
+            if not mode:
+                continue
+            if mode not in LINK_MODES:
+                raise click.BadParameter(
+                    f"'{mode}' is not one of {', '.join(LINK_MODES)}", param_hint="--checkout-mode"
+                )
+            if mode not in modes:
+                modes.append(mode)
+    return modes or None
+
+
+@click.command("checkout")
+@click.argument("targets", nargs=-1)
+@click.option(
+    "--force", is_flag=True, help="Overwrite files that differ from the recorded version."
+)
+@click.option("--only-missing", is_flag=True, help="Restore only paths that do not exist.")
+@click.option(
+    "--checkout-mode",
+    "link_modes",
+    multiple=True,
+    callback=_parse_modes,
+    metavar="MODE[,MODE...]",
+    help="Link modes to try in order: reflink, hardlink, copy (repeatable or comma list).",
+)
+@click.pass_context
+def checkout(
+    click_ctx: click.Context,
+    targets: tuple[str, ...],
+    force: bool,
+    only_missing: bool,
+    link_modes: list[str] | None,
+) -> None:
+    """Restore TARGETS (stage names or paths; default: everything) from the cache.
+
+    A file that differs from the recorded version is not overwritten unless --force.
+    """
+    from pivot.engine import checkout as engine_checkout
+
+    quiet = _run_common.global_flag(click_ctx, "quiet")
+    ctx = _run_common.load_context(check_missing=False)
+    result = engine_checkout.checkout(
+        ctx,
+        list(dict.fromkeys(targets)) or None,
+        force=force,
+        only_missing=only_missing,
+        link_modes=link_modes,
+    )
+    if not quiet:
+        for path in result.restored:
+            click.echo(f"restored {path}", err=True)
+        click.echo(
+            f"Restored {len(result.restored)}, unchanged {len(result.skipped)}"
+            + (f", refused {len(result.refused)}" if result.refused else "")
+            + (f", missing {len(result.missing)}" if result.missing else ""),
+            err=True,
+        )
+    for msg in result.refused.values():
+        click.echo(f"Error: {msg}", err=True)
+    for msg in result.missing.values():
+        click.echo(f"Error: {msg}", err=True)
+    if not result.ok:
+        click_ctx.exit(1)

@@ -1,0 +1,66 @@
+"""pivot dag: the stage graph as text, Graphviz DOT or Mermaid."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from pivot.cli import _common
+
+if TYPE_CHECKING:
+    from pivot.graph import PipelineGraph
+
+
+@click.command("dag")
+@click.option("--dot", is_flag=True, help="Graphviz DOT syntax.")
+@click.option("--mermaid", is_flag=True, help="Mermaid flowchart syntax.")
+def dag(dot: bool, mermaid: bool) -> None:
+    """Show stages in topological order with the stages they depend on."""
+    if dot and mermaid:
+        raise click.UsageError("--dot and --mermaid cannot be used together")
+    graph = _common.load(check_missing=False).graph
+    render = to_dot if dot else to_mermaid if mermaid else to_text
+    text = render(graph)
+    if text:
+        click.echo(text)
+
+
+def to_text(graph: PipelineGraph) -> str:
+    """One line per stage in topological order: `stage <- upstream, ...`."""
+    lines = []
+    for name in graph.order():
+        up = graph.upstream(name)
+        lines.append(f"{name} <- {', '.join(up)}" if up else name)
+    return "\n".join(lines)
+
+
+def _dot_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(graph: PipelineGraph) -> str:
+    lines = ["digraph pivot {", "  rankdir=LR;", "  node [shape=box];"]
+    lines += [f"  {_dot_quote(name)};" for name in graph.order()]
+    for edge in graph.edges():
+        label = _dot_quote("\\n".join(edge.out_paths))
+        lines.append(
+            f"  {_dot_quote(edge.upstream)} -> {_dot_quote(edge.downstream)} [label={label}];"
+        )
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _mermaid_label(text: str) -> str:
+    # Inside ["..."] only the double quote needs escaping (as an entity code).
+    return text.replace('"', "#quot;")
+
+
+def to_mermaid(graph: PipelineGraph) -> str:
+    # Node ids are s0, s1...: stage names may contain '@', '.' or '-', which ids cannot.
+    order = graph.order()
+    ids = {name: f"s{i}" for i, name in enumerate(order)}
+    lines = ["flowchart TD"]
+    lines += [f'  {ids[name]}["{_mermaid_label(name)}"]' for name in order]
+    lines += [f"  {ids[e.upstream]} --> {ids[e.downstream]}" for e in graph.edges()]
+    return "\n".join(lines)

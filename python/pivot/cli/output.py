@@ -1,0 +1,172 @@
+"""Sinks for run events: plain console lines on stderr and JSONL on stdout.
+
+Both implement the engine's `Sink` protocol (`stage_start`, `stage_complete`); `begin()` and
+`finish()` are called by the CLI around `engine.run`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from pivot.engine.events import RunSummary, StageResult
+
+JSONL_SCHEMA_VERSION = 1
+
+
+def format_seconds(ms: float) -> str:
+    """`0.7s`, `12.3s`, `2m05s`."""
+    seconds = ms / 1000.0
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+def _cached_suffix(reason: str) -> str:
+    """`unchanged` → ``; `unchanged (run cache)` → ` (run cache)`; anything else verbatim."""
+    if not reason or reason == "unchanged":
+        return ""
+    if reason.startswith("unchanged (") and reason.endswith(")"):
+        return " " + reason[len("unchanged ") :]
+    return f" ({reason})"
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
+
+
+def _status(result: StageResult) -> str:
+    return str(getattr(result.status, "value", result.status))
+
+
+class ConsoleSink:
+    """One line per finished stage on stderr; failures always, the rest unless quiet."""
+
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+        self._stream = stream
+        self.quiet = quiet
+
+    @property
+    def stream(self) -> TextIO:
+        # Resolved lazily so that CliRunner's swapped stderr is the one written to.
+        return self._stream if self._stream is not None else sys.stderr
+
+    def _write(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def begin(self) -> None:
+        """Nothing to announce on the console."""
+
+    def stage_start(self, stage: str, index: int, total: int) -> None:
+        """Plain mode prints stages when they finish, so parallel stages do not interleave."""
+
+    def stage_complete(self, result: StageResult, index: int, total: int) -> None:
+        status = _status(result)
+        if status == "failed":
+            line = f"✗ {result.stage} FAILED"
+            if result.reason and not result.output:
+                line += f": {result.reason}"
+            self._write(line)
+            if result.output and result.output.strip():
+                self._write(_indent(result.output))
+            return
+        if self.quiet:
+            return
+        if status == "ran":
+            self._write(f"✓ {result.stage} done {format_seconds(result.duration_ms)}")
+        elif status == "skipped":
+            self._write(f"○ {result.stage} cached{_cached_suffix(result.reason)}")
+        elif status == "blocked":
+            why = result.reason
+            if why.startswith("blocked "):
+                why = why[len("blocked ") :]  # "blocked by train" -> "(by train)"
+            suffix = f" ({why})" if why else ""
+            self._write(f"⊘ {result.stage} blocked{suffix}")
+        else:
+            self._write(f"? {result.stage} {status} {result.reason}".rstrip())
+
+    def finish(self, summary: RunSummary) -> None:
+        if self.quiet:
+            return
+        self._write(
+            f"Summary: {summary.ran} ran, {summary.skipped} cached, {summary.blocked} blocked, "
+            f"{summary.failed} failed [{format_seconds(summary.duration_ms)}]"
+        )
+
+
+class JsonlSink:
+    """The `--json` event stream of spec §6, one object per line on stdout.
+
+    Blocked stages never start: they get no `stage_start`, and their `stage_complete` has
+    status `failed` with the engine's reason (e.g. `blocked by train`); `execution_result.failed`
+    counts them, so it always equals the number of `failed` events.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._ran = 0
+        self._skipped = 0
+        self._failed = 0
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stdout
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.stream.write(json.dumps(event) + "\n")
+        self.stream.flush()
+
+    def begin(self) -> None:
+        self.emit({"type": "schema_version", "version": JSONL_SCHEMA_VERSION})
+
+    def stage_start(self, stage: str, index: int, total: int) -> None:
+        self.emit({"type": "stage_start", "stage": stage, "index": index, "total": total})
+
+    def stage_complete(self, result: StageResult, index: int, total: int) -> None:
+        status = _status(result)
+        reason = result.reason
+        if status == "blocked":
+            status = "failed"
+            if not reason.startswith("blocked"):
+                reason = f"blocked ({reason})" if reason else "blocked"
+        if status == "ran":
+            self._ran += 1
+        elif status == "skipped":
+            self._skipped += 1
+        else:
+            self._failed += 1
+        self.emit(
+            {
+                "type": "stage_complete",
+                "stage": result.stage,
+                "status": status,
+                "reason": reason,
+                "duration_ms": round(float(result.duration_ms), 3),
+                "index": index,
+                "total": total,
+            }
+        )
+
+    def finish(self, summary: RunSummary | None, duration_ms: float | None = None) -> None:
+        if summary is not None:
+            ran, skipped = summary.ran, summary.skipped
+            failed = summary.failed + summary.blocked
+            total_ms = summary.duration_ms if duration_ms is None else duration_ms
+        else:
+            ran, skipped, failed = self._ran, self._skipped, self._failed
+            total_ms = duration_ms or 0.0
+        self.emit(
+            {
+                "type": "execution_result",
+                "ran": ran,
+                "skipped": skipped,
+                "failed": failed,
+                "total_duration_ms": round(float(total_ms), 3),
+                "timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
+            }
+        )

@@ -1,0 +1,83 @@
+"""pivot status: which stages are stale, and why (the same decisions as `repro --dry-run`)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from pivot.cli import _run_common
+
+
+@click.command("status")
+@click.argument("stages", nargs=-1)
+@click.option("-v", "--verbose", "local_verbose", is_flag=True, help="Also list up-to-date stages.")
+@click.option("-q", "--quiet", "local_quiet", is_flag=True, help="No output; exit 1 if stale.")
+@click.option("-e", "--explain", is_flag=True, help="Show which code entry, param or file changed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable status on stdout.")
+@click.pass_context
+def status(
+    click_ctx: click.Context,
+    stages: tuple[str, ...],
+    local_verbose: bool,
+    local_quiet: bool,
+    explain: bool,
+    as_json: bool,
+) -> None:
+    """Show stale stages of STAGES and their upstream (no STAGES: the whole pipeline).
+
+    Exits 0 whether or not anything is stale; with -q prints nothing and exits 1 when
+    anything is stale.
+    """
+    from pivot.engine import plan
+
+    quiet = local_quiet or _run_common.global_flag(click_ctx, "quiet")
+    verbose = local_verbose or _run_common.global_flag(click_ctx, "verbose")
+
+    ctx = _run_common.load_context()
+    targets = _run_common.stage_list(stages)
+    _run_common.validate_stages_exist(ctx, targets)
+    order = ctx.graph.order(targets or None)
+    decisions = plan.decide(ctx, order)
+    ordered = [decisions[name] for name in order if name in decisions]
+    stale = [d for d in ordered if _run_common.is_stale(d)]
+
+    if quiet:
+        if stale:
+            click_ctx.exit(1)
+        return
+
+    if as_json:
+        payload = {
+            "stages": {
+                d.stage: {
+                    "stale": _run_common.is_stale(d),
+                    "reason": d.reason,
+                    "details": list(d.details),
+                }
+                for d in ordered
+            }
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+
+    if not ordered:
+        click.echo("No stages")
+        return
+    if explain:
+        _run_common.echo_explain(ordered, only_stale=not verbose)
+        if not stale:
+            click.echo("All stages up to date")
+        return
+    if stale:
+        click.echo("Stale stages:")
+        for d in stale:
+            click.echo(f"  {d.stage}: {d.reason}")
+    if verbose:
+        fresh = [d for d in ordered if not _run_common.is_stale(d)]
+        if fresh:
+            click.echo("Up to date:")
+            for d in fresh:
+                click.echo(f"  {d.stage}: {d.reason}")
+    if not stale:
+        click.echo("All stages up to date")

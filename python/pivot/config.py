@@ -1,0 +1,128 @@
+"""Project configuration: `.pivot/config.yaml`, overridden key by key by `.pivot/config.local`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pivot.exceptions import ConfigError
+
+LINK_MODES: tuple[str, ...] = ("reflink", "hardlink", "copy")
+CONFIG_FILE = "config.yaml"
+LOCAL_CONFIG_FILE = "config.local"
+
+DEFAULT_CONFIG_TEXT = """\
+# pivot project configuration (committed to git).
+# Machine-local overrides go in .pivot/config.local (ignored by git).
+#
+# cache:
+#   dir: .pivot/cache                       # relative paths are relative to the project root
+#   link_modes: [reflink, hardlink, copy]   # tried in order, per operation
+# core:
+#   jobs: null                              # parallel stages; null = CPU count
+"""
+
+# section -> allowed keys; anything else is a typo worth reporting.
+_KNOWN: dict[str, frozenset[str]] = {
+    "cache": frozenset({"dir", "link_modes"}),
+    "core": frozenset({"jobs"}),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated configuration values; `None` means "use the default"."""
+
+    cache_dir: str | None = None
+    link_modes: tuple[str, ...] = LINK_MODES
+    jobs: int | None = None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """One config file as a mapping ({} when absent or empty)."""
+    if not path.is_file():
+        return {}
+    from pivot.yamlsafe import load_yaml
+
+    data = load_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return dict(data)
+
+
+def _check(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Reject unknown sections/keys; returns {section: {key: value}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for section, body in data.items():
+        if section not in _KNOWN:
+            raise ConfigError(
+                f"{path}: unknown key '{section}' (known: {', '.join(sorted(_KNOWN))})"
+            )
+        if body is None:
+            continue
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"{path}: '{section}' must be a mapping")
+        for key in body:
+            if key not in _KNOWN[section]:
+                known = ", ".join(f"{section}.{k}" for k in sorted(_KNOWN[section]))
+                raise ConfigError(f"{path}: unknown key '{section}.{key}' (known: {known})")
+        out[str(section)] = dict(body)
+    return out
+
+
+def _cache_dir(path: Path, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{path}: 'cache.dir' must be a non-empty string")
+    if "\x00" in value or "\n" in value:
+        raise ConfigError(f"{path}: 'cache.dir' contains NUL or newline")
+    return value
+
+
+def _link_modes(path: Path, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return LINK_MODES
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{path}: 'cache.link_modes' must be a non-empty list")
+    for mode in value:
+        if mode not in LINK_MODES:
+            raise ConfigError(
+                f"{path}: 'cache.link_modes' has {mode!r}; expected one of {', '.join(LINK_MODES)}"
+            )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{path}: 'cache.link_modes' lists a mode twice")
+    return tuple(value)
+
+
+def _jobs(path: Path, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{path}: 'core.jobs' must be a positive integer or null, got {value!r}")
+    return value
+
+
+def load_config(pivot_dir: Path) -> Config:
+    """Read and validate config.yaml then config.local; errors name the file and the key."""
+    values: dict[tuple[str, str], tuple[Path, Any]] = {}
+    for name in (CONFIG_FILE, LOCAL_CONFIG_FILE):
+        path = pivot_dir / name
+        for section, body in _check(path, _read(path)).items():
+            for key, value in body.items():
+                values[(section, key)] = (path, value)
+
+    def get(section: str, key: str) -> tuple[Path, Any]:
+        return values.get((section, key), (pivot_dir / CONFIG_FILE, None))
+
+    return Config(
+        cache_dir=_cache_dir(*get("cache", "dir")),
+        link_modes=_link_modes(*get("cache", "link_modes")),
+        jobs=_jobs(*get("core", "jobs")),
+    )

@@ -1,0 +1,195 @@
+"""`pivot checkout`: restore stage outputs (from their locks) and tracked files from the cache.
+
+Safety rule: an existing file or directory is replaced only when its current content is
+recorded (same hash as the lock) or recoverable (its object is in the cache); anything else is
+user data and is refused unless `force` (ModifiedOutputError message naming the path).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pivot.engine import plan, track
+from pivot.engine.execlock import StageLock
+from pivot.exceptions import ModifiedOutputError, PivotError, UnknownStageError
+from pivot.types import HashInfo
+
+if TYPE_CHECKING:
+    from pivot.engine.context import Context
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckoutResult:
+    restored: list[str] = field(default_factory=list)
+    skipped: list[str] = field(
+        default_factory=list
+    )  # already up to date (or present, --only-missing)
+    refused: dict[str, str] = field(default_factory=dict)  # path -> ModifiedOutputError message
+    missing: dict[str, str] = field(default_factory=dict)  # path -> missing/corrupt object cause
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused and not self.missing
+
+
+@dataclass(frozen=True)
+class _Item:
+    path: str  # project-relative
+    info: HashInfo
+    stage: str | None  # producing stage (its execution lock is held while restoring)
+
+
+def _stage_items(ctx: Context, name: str, keys: set[str] | None = None) -> list[_Item]:
+    lock, _problem = plan.read_stage_lock(ctx, name)
+    if lock is None:
+        return []
+    return [
+        _Item(k, plan.entry_info(e), name)
+        for k, e in sorted(lock["outs"].items())
+        if e["cache"] and (keys is None or k in keys)
+    ]
+
+
+def _tracked(ctx: Context) -> list[track.Tracked]:
+    prune = [o.path for s in ctx.pipeline.stages.values() for o in s.outs if o.path.endswith("/")]
+    return [track.read_pvt(ctx.root, p) for p in track.find_pvt_files(ctx.root, prune)]
+
+
+def _resolve(ctx: Context, targets: Sequence[str] | None) -> list[_Item]:
+    stages = ctx.pipeline.stages
+    if not targets:
+        everything = [i for name in ctx.graph.order(None) for i in _stage_items(ctx, name)]
+        return everything + [_Item(t.path, t.info, None) for t in _tracked(ctx)]
+    out_owner = {plan.out_key(o.path): s.name for s in stages.values() for o in s.outs}
+    items: list[_Item] = []
+    tracked: list[track.Tracked] | None = None
+    for target in targets:
+        if target in stages:
+            items += _stage_items(ctx, target)
+            continue
+        rel = ctx.project.relpath(ctx.cwd / target).rstrip("/")  # relative to where we run
+        if rel.endswith(track.PVT_SUFFIX):
+            rel = rel[: -len(track.PVT_SUFFIX)]
+        owners = {
+            owner
+            for key, owner in out_owner.items()
+            if key == rel or key.startswith(rel + "/") or rel.startswith(key + "/")
+        }
+        found = False
+        for owner in sorted(owners):
+            keys = {
+                k
+                for k, o in out_owner.items()
+                if o == owner and (k == rel or k.startswith(rel + "/") or rel.startswith(k + "/"))
+            }
+            items += _stage_items(ctx, owner, keys)
+            found = True
+        if tracked is None:
+            tracked = _tracked(ctx)
+        for t in tracked:
+            if t.path == rel or t.path.startswith(rel + "/"):
+                items.append(_Item(t.path, t.info, None))
+                found = True
+        if not found:
+            raise UnknownStageError(
+                f"unknown target '{target}': not a stage, a stage output or a tracked path"
+            )
+    unique: dict[str, _Item] = {}
+    for i in items:
+        unique.setdefault(i.path, i)
+    return list(unique.values())
+
+
+def checkout(
+    ctx: Context,
+    targets: Sequence[str] | None = None,
+    *,
+    force: bool = False,
+    only_missing: bool = False,
+    link_modes: Sequence[str] | None = None,
+) -> CheckoutResult:
+    """Restore outputs and tracked files; see the module docstring for the safety rule."""
+    items = _resolve(ctx, targets)
+    return _checkout_items(
+        ctx, items, force=force, only_missing=only_missing, link_modes=link_modes
+    )
+
+
+def _checkout_items(
+    ctx: Context,
+    items: list[_Item],
+    *,
+    force: bool,
+    only_missing: bool,
+    link_modes: Sequence[str] | None,
+) -> CheckoutResult:
+    result = CheckoutResult()
+    by_stage: dict[str | None, list[_Item]] = {}
+    for i in items:
+        by_stage.setdefault(i.stage, []).append(i)
+
+    def one(item: _Item) -> tuple[str, str, str]:
+        """(path, outcome, message) with outcome restored/skipped/refused/missing."""
+        path = ctx.abspath(item.path)
+        if os.path.lexists(path):
+            if only_missing:
+                return item.path, "skipped", ""
+            try:
+                current: HashInfo | None = ctx.cache.hash(path)
+            except (PivotError, OSError):
+                current = None  # unhashable content is certainly not what was recorded
+            if current is not None and current["hash"] == item.info["hash"]:
+                return item.path, "skipped", ""
+            recoverable = current is not None and ctx.cache.contains(current)
+            if not force and not recoverable:
+                msg = str(
+                    ModifiedOutputError(
+                        f"{item.path}: modified and not in the cache; use --force to overwrite"
+                    )
+                )
+                return item.path, "refused", msg
+        if not ctx.cache.contains(item.info):
+            return item.path, "missing", f"{item.path}: cache object {item.info['hash']} missing"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ctx.cache.restore(item.info, path, link_modes)
+        except (PivotError, OSError) as e:
+            return item.path, "missing", f"{item.path}: {e}"
+        return item.path, "restored", ""
+
+    def group(stage: str | None, group_items: list[_Item]) -> list[tuple[str, str, str]]:
+        if stage is None:
+            return [one(i) for i in group_items]
+        with StageLock(ctx.locks_dir, stage):  # never restore under a running stage
+            return [one(i) for i in group_items]
+
+    workers = max(1, min(len(by_stage), os.cpu_count() or 1, 8))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pivot-checkout") as pool:
+        futures = [pool.submit(group, s, g) for s, g in by_stage.items()]
+        outcomes = [o for f in futures for o in f.result()]
+    for path, outcome, msg in sorted(outcomes):
+        if outcome == "restored":
+            result.restored.append(path)
+        elif outcome == "skipped":
+            result.skipped.append(path)
+        elif outcome == "refused":
+            result.refused[path] = msg
+        else:
+            result.missing[path] = msg
+    return result
+
+
+def restore_missing_tracked(ctx: Context) -> CheckoutResult:
+    """`--checkout-missing`: restore absent tracked files before a run (problems are warnings)."""
+    items = [_Item(t.path, t.info, None) for t in _tracked(ctx)]
+    result = _checkout_items(ctx, items, force=False, only_missing=True, link_modes=None)
+    for msg in result.missing.values():
+        logger.warning("%s", msg)
+    return result

@@ -1,0 +1,67 @@
+"""What a run reports: per-stage results, the run summary, and the sink protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Status = Literal["ran", "skipped", "failed", "blocked"]
+
+
+@dataclass
+class StageResult:
+    """The outcome of one stage in a run."""
+
+    stage: str
+    status: Status
+    reason: str  # "unchanged", "unchanged (run cache)", "restored from cache", spec reasons, error
+    duration_ms: float = 0.0
+    output: str = ""  # captured stdout/stderr of the stage body (shown on failure)
+
+
+@dataclass
+class RunSummary:
+    results: dict[str, StageResult] = field(default_factory=dict)  # in completion order
+    ran: int = 0
+    skipped: int = 0
+    failed: int = 0
+    blocked: int = 0
+    duration_ms: float = 0.0
+
+    def add(self, result: StageResult) -> None:
+        self.results[result.stage] = result
+        if result.status == "ran":
+            self.ran += 1
+        elif result.status == "skipped":
+            self.skipped += 1
+        elif result.status == "failed":
+            self.failed += 1
+        else:
+            self.blocked += 1
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.blocked
+
+
+class Sink(Protocol):
+    """Receives events from the runner, always on the calling (main) thread."""
+
+    def stage_start(self, stage: str, index: int, total: int) -> None: ...
+
+    def stage_complete(self, result: StageResult, index: int, total: int) -> None: ...
+
+
+class CollectSink:
+    """Keeps every event in memory (tests, embedding)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int, int]] = []
+        self.results: list[StageResult] = []
+
+    def stage_start(self, stage: str, index: int, total: int) -> None:
+        self.events.append(("start", stage, index, total))
+
+    def stage_complete(self, result: StageResult, index: int, total: int) -> None:
+        self.events.append(("complete", result.stage, index, total))
+        self.results.append(result)

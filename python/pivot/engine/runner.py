@@ -1,0 +1,378 @@
+"""The scheduler: decide in the main process, run what must run in worker processes, record.
+
+Flow per stage, in the order the caller gives (repro: `graph.order`, run: `graph.exact`):
+  1. upstream (earlier in the order and a producer of one of its deps) must have finished OK,
+     else the stage is blocked;
+  2. a stage the initial plan calls unchanged is skipped at once (no lock, no process);
+  3. otherwise take the stage's execution lock (waiting, without blocking the scheduler, if
+     another pivot holds it), decide again on the real files, then restore / use the run cache
+     / submit to the process pool;
+  4. after the worker returns OK, a main-process thread inserts outputs into the cache, writes
+     the lock, then the run-cache entry; the execution lock is released after that.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pivot.engine import plan, record, worker
+from pivot.engine.events import RunSummary, Sink, StageResult, Status
+from pivot.engine.execlock import StageLock
+from pivot.exceptions import DependencyMissingError, PivotError
+
+if TYPE_CHECKING:
+    from pivot.engine.context import Context
+
+logger = logging.getLogger(__name__)
+
+RESTORED = "restored from cache"
+RUN_CACHE_HIT = "unchanged (run cache)"
+_POLL_S = 0.05  # how often a stage waiting for another pivot's execution lock is retried
+
+JobKind = Literal["restore", "runcache", "record"]
+
+
+@dataclass
+class RunOptions:
+    force: bool = False
+    keep_going: bool = False
+    no_commit: bool = False
+    jobs: int | None = None  # default: config core.jobs, else CPU count
+    checkout_missing: bool = False
+    allow_uncached_incremental: bool = False
+
+
+def run(ctx: Context, order: Sequence[str], opts: RunOptions, sinks: Sequence[Sink]) -> RunSummary:
+    """Run `order` (see module docstring); never raises for a stage failure."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # A worker is importing the caller's main script (spawn/forkserver do): do nothing.
+        raise PivotError(
+            "pivot.engine.runner.run() called while a worker process was starting; guard the "
+            "calling script with `if __name__ == '__main__':`"
+        )
+    started = time.perf_counter()
+    order = list(dict.fromkeys(order))
+    if opts.checkout_missing:
+        from pivot.engine.checkout import restore_missing_tracked
+
+        restore_missing_tracked(ctx)
+    decisions = plan.decide(ctx, order, force=opts.force)
+    sched = _Scheduler(ctx, order, decisions, opts, sinks)
+    try:
+        sched.loop()
+    except BaseException:
+        sched.abort()
+        raise
+    finally:
+        sched.close()
+        ctx.save()
+    sched.summary.duration_ms = (time.perf_counter() - started) * 1000.0
+    return sched.summary
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class _Scheduler:
+    def __init__(
+        self,
+        ctx: Context,
+        order: list[str],
+        decisions: dict[str, plan.Decision],
+        opts: RunOptions,
+        sinks: Sequence[Sink],
+    ) -> None:
+        self.ctx = ctx
+        self.order = order
+        self.decisions = decisions
+        self.opts = opts
+        self.sinks = list(sinks)
+        self.summary = RunSummary()
+        self.total = len(order)
+        self.pos = {n: i + 1 for i, n in enumerate(order)}
+        self.ups = {
+            n: [u for u in ctx.graph.upstream(n) if u in self.pos and self.pos[u] < self.pos[n]]
+            for n in order
+        }
+        self.pending: list[str] = list(order)
+        self.done: dict[str, StageResult] = {}
+        self.started: dict[str, float] = {}
+        self.locks: dict[str, StageLock] = {}
+        self.logged_wait: set[str] = set()
+        self.lock_waiting = False
+        self.busy_mutex: dict[str, str] = {}
+        self.proc_futs: dict[Future[worker.WorkerOutcome], tuple[str, plan.Decision]] = {}
+        self.thread_futs: dict[Future[Any], tuple[str, JobKind, plan.Decision, str]] = {}
+        self.stopping = False
+        self.jobs = opts.jobs or ctx.config.jobs or os.cpu_count() or 1
+        self.to_run = sum(1 for d in decisions.values() if d.will_run and not d.restore)
+        self.executor: ProcessPoolExecutor | None = None
+        self.threads = ThreadPoolExecutor(
+            max_workers=max(2, min(self.jobs, 8)), thread_name_prefix="pivot-record"
+        )
+
+    # --- events ----------------------------------------------------------------------------
+    def _start(self, name: str) -> None:
+        self.started[name] = time.perf_counter()
+        for s in self.sinks:
+            s.stage_start(name, self.pos[name], self.total)
+
+    def _complete(self, name: str, status: Status, reason: str, output: str = "") -> None:
+        if name in self.pending:
+            self.pending.remove(name)
+        t0 = self.started.get(name)
+        ms = (time.perf_counter() - t0) * 1000.0 if t0 is not None else 0.0
+        result = StageResult(name, status, reason, ms, output)
+        self.done[name] = result
+        self.summary.add(result)
+        self._release(name)
+        if status == "failed" and not self.opts.keep_going:
+            self.stopping = True
+        for s in self.sinks:
+            s.stage_complete(result, self.pos[name], self.total)
+
+    def _release(self, name: str) -> None:
+        lock = self.locks.pop(name, None)
+        if lock is not None:
+            lock.release()
+
+    # --- main loop -------------------------------------------------------------------------
+    def loop(self) -> None:
+        while self.pending or self.proc_futs or self.thread_futs:
+            self._schedule()
+            futs: list[Future[Any]] = [*self.proc_futs, *self.thread_futs]
+            if futs:
+                timeout = _POLL_S if self.lock_waiting else None
+                done, _ = wait_futures(futs, timeout=timeout, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    self._finish(fut)
+            elif self.pending:
+                if self.lock_waiting:
+                    time.sleep(_POLL_S)
+                else:  # cannot happen: every pending stage has a finished or pending upstream
+                    for name in list(self.pending):
+                        self._complete(name, "blocked", "not run: unschedulable")
+
+    def _schedule(self) -> None:
+        self.lock_waiting = False
+        for name in list(self.pending):
+            if name not in self.pending:
+                continue
+            bad = next(
+                (u for u in self.ups[name] if u in self.done and self.done[u].status in _BAD),
+                None,
+            )
+            if bad is not None:
+                self._complete(name, "blocked", f"blocked by {bad}")
+                continue
+            if self.stopping:
+                self._complete(name, "blocked", "not run: an earlier stage failed")
+                continue
+            if any(u not in self.done for u in self.ups[name]):
+                continue
+            if not self.decisions[name].will_run:
+                self._start(name)
+                self._complete(name, "skipped", plan.UNCHANGED)
+                continue
+            if len(self.proc_futs) >= self.jobs:
+                continue  # bounded submission: fail-fast then really stops what has not started
+            stage = self.ctx.pipeline.stages[name]
+            if any(g in self.busy_mutex for g in stage.mutex):
+                continue
+            lock = StageLock(self.ctx.locks_dir, name)
+            if not lock.try_acquire():
+                if name not in self.logged_wait:
+                    self.logged_wait.add(name)
+                    logger.warning("waiting for %s (pid %s)", name, lock.holder_pid() or "?")
+                self.lock_waiting = True
+                continue
+            self.locks[name] = lock
+            self.pending.remove(name)
+            self._start(name)
+            try:
+                self._begin(name)
+            except Exception as e:  # one stage's problem must not abort the others
+                if not isinstance(e, (PivotError, OSError)):
+                    logger.debug("unexpected error deciding %s", name, exc_info=True)
+                self._complete(name, "failed", _one_line(e))
+
+    def _begin(self, name: str) -> None:
+        """Holding the execution lock: decide again on real files, then act."""
+        d = plan.Planner(self.ctx).decide_stage(name, force=self.opts.force)
+        planned = self.decisions[name].reason
+        if planned.startswith("Upstream stale") and d.will_run and d.reason == plan.DEPS_CHANGED:
+            d.reason = planned  # its deps changed because that upstream ran: say so, as planned
+        self.decisions[name] = d
+        if not d.will_run:
+            self._complete(name, "skipped", plan.UNCHANGED)
+            return
+        if d.restore:
+            self._job(name, "restore", d, self._restore, d)
+            return
+        state = d.state
+        assert state is not None  # upstream finished, so the state is known
+        if state.missing_deps:
+            raise DependencyMissingError(
+                f"stage '{name}': dependency missing: {', '.join(state.missing_deps)}"
+            )
+        if not self.opts.force:
+            hit = record.usable_run_cache_hit(self.ctx, name, state)
+            if hit is not None:
+                self._job(name, "runcache", d, self._apply_run_cache, name, state, hit)
+                return
+        self._submit(name, d)
+
+    # --- main-process jobs (threads: the Rust calls release the GIL) ----------------------
+    def _job(self, name: str, kind: JobKind, d: plan.Decision, fn: Any, *args: Any) -> None:
+        fut = self.threads.submit(fn, *args)
+        self.thread_futs[fut] = (name, kind, d, "")
+
+    def _restore(self, d: plan.Decision) -> None:
+        assert d.lock is not None
+        record.restore_outputs(self.ctx, {k: d.lock["outs"][k] for k in d.restore_paths})
+
+    def _apply_run_cache(self, name: str, state: plan.StageState, hit: dict[str, Any]) -> None:
+        record.restore_outputs(self.ctx, hit)
+        if not self.opts.no_commit:
+            record.write_records(self.ctx, name, state, hit)
+
+    def _record(self, name: str, state: plan.StageState) -> None:
+        outs = record.collect_outputs(self.ctx, name, insert=not self.opts.no_commit)
+        if not self.opts.no_commit:  # --no-commit: hashed only, nothing durable (seed 004)
+            record.write_records(self.ctx, name, state, outs)
+
+    # --- worker processes ------------------------------------------------------------------
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.executor is None:
+            n = max(1, min(self.jobs, self.to_run or 1))
+            # Never fork: the Rust thread pool may already be running in this process. The fork
+            # server need not import __main__ (the default preload): workers load the pipeline.
+            mp_context = multiprocessing.get_context("forkserver")
+            mp_context.set_forkserver_preload([])
+            self.executor = ProcessPoolExecutor(
+                max_workers=n,
+                mp_context=mp_context,
+                initializer=worker.init_worker,
+                initargs=(os.getpid(),),
+            )
+        return self.executor
+
+    def _submit(self, name: str, d: plan.Decision) -> None:
+        ctx = self.ctx
+        stage = ctx.pipeline.stages[name]
+        incremental = []
+        for o in stage.outs:
+            if o.kind != "incremental":
+                continue
+            key = plan.out_key(o.path)
+            entry = d.lock["outs"].get(key) if d.lock is not None else None
+            previous = plan.entry_info(entry) if entry is not None and entry["cache"] else None
+            if previous is not None and not ctx.cache.contains(previous):
+                previous = None
+            incremental.append(worker.IncrementalPrep(str(ctx.abspath(key)), previous))
+        task = worker.WorkerTask(
+            stage=name,
+            root=str(ctx.root),
+            cwd=str(ctx.cwd),
+            remove=tuple(str(ctx.abspath(o.path)) for o in stage.outs if o.kind != "incremental"),
+            incremental=tuple(incremental),
+            cache_dir=str(ctx.cache.cache_dir),
+            state_dir=str(ctx.cache.state_dir) if ctx.cache.state_dir is not None else None,
+            allow_uncached_incremental=self.opts.allow_uncached_incremental,
+        )
+        for g in stage.mutex:
+            self.busy_mutex[g] = name
+        fut = self._pool().submit(worker.execute, task)
+        self.proc_futs[fut] = (name, d)
+
+    def _free_mutex(self, name: str) -> None:
+        for g in [g for g, holder in self.busy_mutex.items() if holder == name]:
+            del self.busy_mutex[g]
+
+    # --- completions -----------------------------------------------------------------------
+    def _finish(self, fut: Future[Any]) -> None:
+        if fut in self.proc_futs:
+            name, d = self.proc_futs.pop(fut)
+            self._free_mutex(name)
+            try:
+                outcome: worker.WorkerOutcome = fut.result()
+            except BrokenProcessPool as e:
+                self._drop_pool()
+                self._complete(name, "failed", f"worker process died: {e}")
+                return
+            except Exception as e:
+                self._complete(name, "failed", _one_line(e))
+                return
+            if not outcome.ok:
+                self._complete(name, "failed", outcome.error, outcome.output)
+                return
+            assert d.state is not None
+            fut2 = self.threads.submit(self._record, name, d.state)
+            self.thread_futs[fut2] = (name, "record", d, outcome.output)
+            return
+
+        name, kind, d, output = self.thread_futs.pop(fut)
+        try:
+            fut.result()
+        except Exception as e:  # a stage's record failing must not abort the other stages
+            restorable = isinstance(e, (PivotError, OSError))
+            if (
+                kind == "restore"
+                and restorable
+                and d.state is not None
+                and not d.state.missing_deps
+            ):
+                # The cache could not give the outputs back (corrupt or vanished object): run.
+                logger.warning("%s: cannot restore outputs (%s); running it", name, _one_line(e))
+                d.restore = False
+                self._submit(name, d)
+                return
+            self._complete(name, "failed", _one_line(e), output)
+            return
+        if kind == "restore":
+            self._complete(name, "skipped", RESTORED)
+        elif kind == "runcache":
+            self._complete(name, "skipped", RUN_CACHE_HIT)
+        else:
+            self._complete(name, "ran", d.reason, output)
+
+    def _drop_pool(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
+
+    # --- teardown --------------------------------------------------------------------------
+    def abort(self) -> None:
+        """Ctrl-C or an internal error: stop workers now; held locks are released in close()."""
+        if self.executor is not None:
+            procs = getattr(self.executor, "_processes", None) or {}  # no public API for this
+            for p in list(procs.values()):
+                try:
+                    p.kill()
+                except (OSError, AttributeError):
+                    pass
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
+        self.threads.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+            self.executor = None
+        self.threads.shutdown(wait=True)
+        for name in list(self.locks):
+            self._release(name)
+
+
+_BAD = frozenset({"failed", "blocked"})

@@ -1,0 +1,241 @@
+"""Code that runs inside worker processes: prepare outputs, run the stage, capture its output.
+
+Workers are started by the runner with `forkserver` (never `fork`: the Rust thread pool may be
+running in the parent, and a forked child of a multi-threaded process can deadlock). Everything
+crossing the process boundary is plain data (`WorkerTask` in, `WorkerOutcome` out).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import shutil
+import signal
+import stat
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pivot.exceptions import PivotError
+from pivot.types import HashInfo
+
+if TYPE_CHECKING:
+    from pivot.pipeline import Pipeline
+
+_PR_SET_PDEATHSIG = 1
+_MAX_CAPTURE = 1 << 20  # keep the last MiB of a stage's output
+
+# The pipeline, loaded once per worker process (keyed by where it was loaded from).
+_PIPELINE: tuple[tuple[str, str], Pipeline] | None = None
+
+
+@dataclass(frozen=True)
+class IncrementalPrep:
+    path: str  # absolute
+    previous: HashInfo | None  # recorded version in the cache, restored as a writable copy
+
+
+@dataclass(frozen=True)
+class WorkerTask:
+    stage: str
+    root: str
+    cwd: str  # where the pipeline file was discovered from
+    remove: tuple[str, ...]  # absolute paths of declared outputs, deleted before the run
+    incremental: tuple[IncrementalPrep, ...] = ()
+    cache_dir: str = ""
+    state_dir: str | None = None
+    allow_uncached_incremental: bool = False
+
+
+@dataclass
+class WorkerOutcome:
+    ok: bool
+    error: str = ""  # one line: "<ExceptionType>: <message>"
+    output: str = ""  # captured stdout/stderr (+ traceback for non-pivot errors)
+    duration_ms: float = 0.0
+    pid: int = field(default_factory=os.getpid)
+
+
+def init_worker(main_pid: int) -> None:
+    """Process initializer: die with the main process, one Rust thread, no SIGINT."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    # PDEATHSIG fires when our *parent* dies, and with forkserver that is the fork server, which
+    # stays alive as long as any worker holds its "alive" pipe — so it is not enough. Watch the
+    # main process itself.
+    _watch_main(main_pid)
+    os.environ.setdefault("PIVOT_THREADS", "1")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _watch_main(main_pid: int) -> None:
+    """SIGKILL ourselves as soon as the main process exits (pidfd, else 0.5 s polling)."""
+    try:
+        pidfd: int | None = os.pidfd_open(main_pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (OSError, AttributeError):
+        pidfd = None
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])  # readable when the process exits
+        else:
+            while True:
+                try:
+                    os.kill(main_pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="pivot-watch-main", daemon=True).start()
+
+
+def _pipeline(root: str, cwd: str) -> Pipeline:
+    global _PIPELINE
+    if _PIPELINE is None or _PIPELINE[0] != (root, cwd):
+        from pivot.pipeline import load_pipeline
+
+        _PIPELINE = ((root, cwd), load_pipeline(Path(root), Path(cwd)))
+    return _PIPELINE[1]
+
+
+def _chmod_writable(path: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISLNK(mode):
+            os.chmod(path, stat.S_IMODE(mode) | stat.S_IWUSR)
+    except OSError:
+        pass
+
+
+def remove_path(path: str) -> None:
+    """Delete a file, link or directory tree (read-only cache links included)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(path)
+        return
+
+    def retry(func: object, p: str, exc: object) -> None:
+        # A read-only directory cannot lose entries: make it writable and retry once.
+        _chmod_writable(os.path.dirname(p))
+        _chmod_writable(p)
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p)
+        elif os.path.lexists(p):
+            os.unlink(p)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=retry)
+    else:
+        shutil.rmtree(path, onerror=retry)
+
+
+def _private_copy(path: str) -> None:
+    """Make every file under `path` a private writable copy (break hard links to the cache)."""
+    files: list[str] = []
+    if os.path.isdir(path) and not os.path.islink(path):
+        for dirpath, _dirs, names in os.walk(path):
+            _chmod_writable(dirpath)
+            files.extend(os.path.join(dirpath, n) for n in names)
+    else:
+        files.append(path)
+    for f in files:
+        st = os.lstat(f)
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        if st.st_nlink > 1 or not (st.st_mode & stat.S_IWUSR):
+            tmp = f"{f}.pivot-tmp-{os.getpid()}"
+            shutil.copy2(f, tmp)
+            _chmod_writable(tmp)
+            os.replace(tmp, f)
+
+
+def _prepare_incremental(task: WorkerTask, inc: IncrementalPrep) -> None:
+    from pivot import _native
+
+    if inc.previous is not None:
+        _native.cache_restore(
+            inc.previous["hash"],
+            inc.previous["is_dir"],
+            inc.path,
+            task.cache_dir,
+            ["copy"],
+            task.state_dir,
+        )
+        _private_copy(inc.path)
+        return
+    if not os.path.lexists(inc.path):
+        return  # first run: the stage gets loader.empty()
+    if not task.allow_uncached_incremental:
+        raise PivotError(
+            f"IncrementalOut {inc.path} exists but its previous version is not in the cache; "
+            "delete it or pass --allow-uncached-incremental to build on it as it is"
+        )
+    _private_copy(inc.path)
+
+
+def _body(task: WorkerTask) -> None:
+    from pivot.pipeline import run_stage
+
+    pipeline = _pipeline(task.root, task.cwd)
+    stage = pipeline.stages[task.stage]
+    for path in task.remove:
+        remove_path(path)
+    for inc in task.incremental:
+        _prepare_incremental(task, inc)
+    run_stage(stage, Path(task.root))
+
+
+def execute(task: WorkerTask) -> WorkerOutcome:
+    """Run one stage with fd-level capture of stdout/stderr (subprocess and C output too)."""
+    started = time.perf_counter()
+    os.chdir(task.root)
+    error = ""
+    tb = ""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as tmp:
+        saved = (os.dup(1), os.dup(2))
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            _body(task)
+        except PivotError as e:
+            error = f"{type(e).__name__}: {e}"
+        except BaseException as e:
+            error = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
+            tb = "".join(traceback.format_exception(e))
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except Exception:
+                pass
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+        size = tmp.seek(0, os.SEEK_END)
+        tmp.seek(max(0, size - _MAX_CAPTURE))
+        captured = tmp.read().decode("utf-8", errors="replace")
+    output = captured + tb
+    return WorkerOutcome(
+        ok=not error,
+        error=error,
+        output=output,
+        duration_ms=(time.perf_counter() - started) * 1000.0,
+    )

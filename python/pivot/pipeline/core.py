@@ -1,0 +1,144 @@
+"""`Pipeline`: the set of registered stages, in registration order."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import difflib
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pivot.exceptions import UnknownStageError, ValidationError
+from pivot.pipeline import registration
+from pivot.pipeline.stage import StageInfo
+from pivot.stage_def import StageParams
+
+# Set by load_pipeline while it imports a pipeline file, so that `Pipeline(...)` created there
+# resolves paths against the project being loaded.
+_loading_root: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "pivot_loading_root", default=None
+)
+
+
+@contextlib.contextmanager
+def loading_project(project_root: Path) -> Iterator[None]:
+    token = _loading_root.set(Path(project_root).resolve())
+    try:
+        yield
+    finally:
+        _loading_root.reset(token)
+
+
+def _find_project_root(start: Path) -> Path:
+    """Top-most ancestor holding `.pivot/`, else `start` itself."""
+    found = None
+    for d in (start, *start.parents):
+        if (d / ".pivot").is_dir():
+            found = d
+    return found or start
+
+
+def _caller_dir(depth: int) -> Path:
+    frame = sys._getframe(depth + 1)
+    file = frame.f_globals.get("__file__")
+    return Path(file).resolve().parent if file else Path.cwd().resolve()
+
+
+class Pipeline:
+    """A named set of stages; paths are declared relative to `base_dir`.
+
+    `base_dir` defaults to the directory of the module that creates the Pipeline (the pipeline
+    file), `project_root` to the project being loaded (or the top-most `.pivot/` above
+    `base_dir`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        project_root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("Pipeline name must be a non-empty string")
+        self.name = name
+        self.base_dir = Path(base_dir).resolve() if base_dir is not None else _caller_dir(1)
+        if project_root is not None:
+            self.project_root = Path(project_root).resolve()
+        else:
+            self.project_root = _loading_root.get() or _find_project_root(self.base_dir)
+        self.stages: dict[str, StageInfo] = {}
+        self.source: Path | None = None  # the pipeline file, set by load_pipeline
+
+    def register(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        params: StageParams | type[StageParams] | None = None,
+        mutex: Sequence[str] | str | None = None,
+        dep_path_overrides: Mapping[str, registration.PathOverride] | None = None,
+        out_path_overrides: Mapping[str, str] | None = None,
+    ) -> None:
+        """Register `func` as a stage (name defaults to the function's name)."""
+        self._add(
+            func,
+            name=name,
+            params=params,
+            mutex=mutex,
+            dep_path_overrides=dep_path_overrides,
+            out_path_overrides=out_path_overrides,
+        )
+
+    def _add(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None,
+        params: StageParams | type[StageParams] | None,
+        mutex: Sequence[str] | str | None,
+        dep_path_overrides: Mapping[str, registration.PathOverride] | None,
+        out_path_overrides: Mapping[str, str] | None,
+        base_dir: Path | None = None,
+        yaml_params: Mapping[str, Any] | None = None,
+        yaml_source: str = "pivot.yaml",
+    ) -> StageInfo:
+        stage_name = name if name is not None else getattr(func, "__name__", None)
+        registration.validate_stage_name(stage_name)
+        assert isinstance(stage_name, str)
+        if stage_name in self.stages:
+            raise ValidationError(f"duplicate stage name '{stage_name}' in pipeline '{self.name}'")
+        info = registration.build_stage(
+            func,
+            name=stage_name,
+            params=params,
+            mutex=mutex,
+            dep_path_overrides=dep_path_overrides,
+            out_path_overrides=out_path_overrides,
+            base_dir=base_dir or self.base_dir,
+            project_root=self.project_root,
+            yaml_params=yaml_params,
+            yaml_source=yaml_source,
+        )
+        self.stages[stage_name] = info
+        return info
+
+    def get(self, name: str) -> StageInfo:
+        try:
+            return self.stages[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self.stages), n=3)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            raise UnknownStageError(f"unknown stage '{name}'{hint}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.stages
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.name!r}, stages={len(self.stages)})"

@@ -1,0 +1,60 @@
+"""The content-addressed cache: a thin policy layer over `pivot._native` (see docs/formats.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from pivot import _native
+from pivot.types import HashInfo, ManifestEntry, VerifyReport
+
+DEFAULT_LINK_MODES: tuple[str, ...] = ("reflink", "hardlink", "copy")
+
+
+class Cache:
+    """Objects under `cache_dir/files/`, linked into the workspace per `link_modes`."""
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        state_dir: Path | None = None,
+        link_modes: Sequence[str] = DEFAULT_LINK_MODES,
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.link_modes: tuple[str, ...] = tuple(link_modes)
+
+    def _state(self) -> str | None:
+        return str(self.state_dir) if self.state_dir is not None else None
+
+    def hash(self, path: Path) -> HashInfo:
+        """Hash a file or directory without inserting it (uses the stat index)."""
+        return _native.hash_path(str(path), self._state())
+
+    def hash_many(self, paths: Sequence[Path]) -> list[HashInfo]:
+        """Hash many paths in parallel."""
+        return _native.hash_paths([str(p) for p in paths], self._state())
+
+    def insert(self, path: Path) -> HashInfo:
+        """Put a file or directory into the cache and relink the workspace path to it."""
+        return _native.cache_insert(str(path), str(self.cache_dir), self._state(), self.link_modes)
+
+    def restore(self, info: HashInfo, dest: Path, link_modes: Sequence[str] | None = None) -> str:
+        """Materialise `info` at `dest` atomically; returns the link mode used."""
+        modes = self.link_modes if link_modes is None else tuple(link_modes)
+        return _native.cache_restore(
+            info["hash"], info["is_dir"], str(dest), str(self.cache_dir), modes, self._state()
+        )
+
+    def contains(self, info: HashInfo) -> bool:
+        """Whether the object (for a directory: its manifest and every file) is present."""
+        return _native.cache_contains(str(self.cache_dir), info["hash"], info["is_dir"])
+
+    def verify(self, hashes: Iterable[str] | None = None) -> VerifyReport:
+        """Re-hash objects (the given ones, directories expanded, or all) and report problems."""
+        wanted = None if hashes is None else list(hashes)
+        return _native.cache_verify(str(self.cache_dir), wanted)
+
+    def manifest(self, dir_hash: str) -> list[ManifestEntry]:
+        """The entries of a cached directory."""
+        return _native.read_manifest(str(self.cache_dir), dir_hash)

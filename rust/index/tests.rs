@@ -1,0 +1,116 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn backdate(p: &Path) {
+    // Make mtime old; ctime stays "now", so entries are racy until 2 s have passed.
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let t = [
+        libc::timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+    ];
+    assert_eq!(
+        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), t.as_ptr(), 0) },
+        0
+    );
+}
+
+#[test]
+fn encode_decode_round_trip_and_corruption() {
+    let mut map = HashMap::new();
+    for i in 0..10u64 {
+        map.insert(
+            (1, i),
+            Rec {
+                size: i,
+                mtime_ns: 5,
+                ctime_ns: 6,
+                recorded_ns: 7,
+                hash: [i as u8; 32],
+            },
+        );
+    }
+    let b = encode(&map);
+    assert_eq!(decode(&b).unwrap(), map);
+    let mut bad = b.clone();
+    bad[40] ^= 1;
+    assert!(decode(&bad).is_err());
+    assert!(decode(&b[..b.len() - 1]).is_err());
+    assert!(decode(b"garbage").is_err());
+}
+
+#[test]
+fn racy_entries_are_not_trusted_and_fresh_ones_are() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("f");
+    fs::write(&f, b"abc").unwrap();
+    let state = d.path().join("state");
+    let h1 = hash_path(&f, Some(&state)).unwrap();
+    let idx = Index::load(&state);
+    let m = fs::metadata(&f).unwrap();
+    assert!(idx.lookup(&m).is_none(), "just written: racy");
+    // Pretend the entry was recorded long after the file's last change.
+    let rec = idx.base[&key(&m)];
+    let mut map = (*idx.base).clone();
+    map.insert(
+        key(&m),
+        Rec {
+            recorded_ns: rec.recorded_ns + 3 * RACY_WINDOW_NS,
+            ..rec
+        },
+    );
+    let trusted = Index {
+        dir: idx.dir.clone(),
+        base: Arc::new(map),
+        pending: Mutex::new(vec![]),
+        warning: None,
+    };
+    assert_eq!(trusted.lookup(&m).as_deref(), Some(h1.hash.as_str()));
+    // Any change of ctime invalidates (chmod changes ctime only).
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+    backdate(&f);
+    assert!(trusted.lookup(&fs::metadata(&f).unwrap()).is_none());
+}
+
+#[test]
+fn corrupt_index_is_ignored_and_rebuilt() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("f");
+    fs::write(&f, b"abc").unwrap();
+    let state = d.path().join("state");
+    fs::create_dir_all(state.join("index")).unwrap();
+    fs::write(
+        state.join("index/stat.idx"),
+        b"garbage garbage garbage garbage garbage",
+    )
+    .unwrap();
+    let idx = Index::load(&state);
+    assert!(idx.warning.is_some());
+    let h = hash_path(&f, Some(&state)).unwrap();
+    assert_eq!(h.hash, hash::hash_bytes(b"abc"));
+    let again = Index::load(&state);
+    assert!(again.warning.is_none());
+    assert_eq!(again.len(), 1);
+}
+
+#[test]
+fn hash_path_dir_matches_manifest() {
+    let d = tempfile::tempdir().unwrap();
+    fs::create_dir_all(d.path().join("t/s")).unwrap();
+    fs::write(d.path().join("t/s/a"), b"1").unwrap();
+    fs::write(d.path().join("t/b"), b"22").unwrap();
+    let state = d.path().join("state");
+    let a = hash_path(&d.path().join("t"), Some(&state)).unwrap();
+    let b = hash_path(&d.path().join("t"), None).unwrap();
+    assert_eq!(a, b);
+    assert!(a.is_dir && a.nfiles == 2 && a.size == 3);
+    let many = hash_paths(&[d.path().join("t"), d.path().join("t/b")], Some(&state)).unwrap();
+    assert_eq!(many[0], a);
+    assert_eq!(many[1].hash, hash::hash_bytes(b"22"));
+}

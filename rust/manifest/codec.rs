@@ -1,0 +1,180 @@
+//! Byte-level manifest line codec: JSON strings for raw path bytes (surrogateescape for bytes
+//! that are not UTF-8) and the strict parser for one canonical line.
+
+use super::Entry;
+use crate::hash;
+
+pub(super) fn encode_entry(out: &mut Vec<u8>, e: &Entry) {
+    out.extend_from_slice(b"{\"path\":");
+    write_json_bytes(out, &e.path);
+    out.extend_from_slice(b",\"hash\":\"");
+    out.extend_from_slice(e.hash.as_bytes());
+    out.extend_from_slice(b"\",\"size\":");
+    out.extend_from_slice(e.size.to_string().as_bytes());
+    out.extend_from_slice(if e.exec {
+        b",\"exec\":true"
+    } else {
+        b",\"exec\":false"
+    });
+    if let Some(t) = &e.link {
+        out.extend_from_slice(b",\"link\":");
+        write_json_bytes(out, t);
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Write raw bytes as a JSON string: UTF-8 text literally, `"`/`\` and control characters
+/// (C0, DEL, C1) escaped, each byte that is not valid UTF-8 as `\udcXX` (surrogateescape).
+/// The output is also a valid YAML 1.2 double-quoted scalar.
+pub fn write_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '\u{8}' => out.extend_from_slice(b"\\b"),
+                '\u{c}' => out.extend_from_slice(b"\\f"),
+                // C0, DEL, C1 and the two non-characters YAML forbids unescaped.
+                c if (c as u32) < 0x20
+                    || (0x7f..=0x9f).contains(&(c as u32))
+                    || c == '\u{fffe}'
+                    || c == '\u{ffff}' =>
+                {
+                    out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+                }
+                c => {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        for b in chunk.invalid() {
+            out.extend_from_slice(format!("\\udc{b:02x}").as_bytes());
+        }
+    }
+    out.push(b'"');
+}
+
+/// A tiny strict cursor over one manifest line.
+struct Cur<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn lit(&mut self, l: &[u8]) -> std::result::Result<(), String> {
+        if self.s[self.i..].starts_with(l) {
+            self.i += l.len();
+            Ok(())
+        } else {
+            Err(format!("expected {}", String::from_utf8_lossy(l)))
+        }
+    }
+
+    fn peek(&self, l: &[u8]) -> bool {
+        self.s[self.i..].starts_with(l)
+    }
+
+    fn hex4(&mut self) -> std::result::Result<u32, String> {
+        let h = self
+            .s
+            .get(self.i..self.i + 4)
+            .ok_or("truncated \\u escape")?;
+        self.i += 4;
+        let t = std::str::from_utf8(h).map_err(|_| "bad \\u escape")?;
+        u32::from_str_radix(t, 16).map_err(|_| "bad \\u escape".to_string())
+    }
+
+    /// A JSON string as raw bytes (inverse of `write_json_bytes`).
+    fn string(&mut self) -> std::result::Result<Vec<u8>, String> {
+        self.lit(b"\"")?;
+        let mut out = Vec::new();
+        loop {
+            let b = *self.s.get(self.i).ok_or("unterminated string")?;
+            self.i += 1;
+            match b {
+                b'"' => return Ok(out),
+                b'\\' => {
+                    let e = *self.s.get(self.i).ok_or("unterminated escape")?;
+                    self.i += 1;
+                    match e {
+                        b'"' => out.push(b'"'),
+                        b'\\' => out.push(b'\\'),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'u' => {
+                            let u = self.hex4()?;
+                            if (0xdc80..=0xdcff).contains(&u) {
+                                out.push((u - 0xdc00) as u8);
+                            } else {
+                                let c = char::from_u32(u).ok_or("bad \\u escape (surrogate)")?;
+                                let mut buf = [0u8; 4];
+                                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                            }
+                        }
+                        _ => return Err("bad escape".into()),
+                    }
+                }
+                b if b < 0x20 => return Err("control character in string".into()),
+                b => out.push(b),
+            }
+        }
+    }
+
+    fn uint(&mut self) -> std::result::Result<u64, String> {
+        let start = self.i;
+        while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
+            self.i += 1;
+        }
+        std::str::from_utf8(&self.s[start..self.i])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| "expected a size".to_string())
+    }
+}
+
+pub(super) fn parse_line(line: &[u8]) -> std::result::Result<Entry, String> {
+    let mut c = Cur { s: line, i: 0 };
+    c.lit(b"{\"path\":")?;
+    let path = c.string()?;
+    c.lit(b",\"hash\":")?;
+    let h = c.string()?;
+    let hash = String::from_utf8(h).map_err(|_| "bad hash")?;
+    if !hash::is_hex64(&hash) {
+        return Err(format!("hash {hash:?} is not a 64-hex blake3 hash"));
+    }
+    c.lit(b",\"size\":")?;
+    let size = c.uint()?;
+    c.lit(b",\"exec\":")?;
+    let exec = if c.peek(b"true") {
+        c.lit(b"true")?;
+        true
+    } else {
+        c.lit(b"false")?;
+        false
+    };
+    let link = if c.peek(b",\"link\":") {
+        c.lit(b",\"link\":")?;
+        Some(c.string()?)
+    } else {
+        None
+    };
+    c.lit(b"}")?;
+    if c.i != line.len() {
+        return Err("trailing bytes after entry".into());
+    }
+    Ok(Entry {
+        path,
+        hash,
+        size,
+        exec,
+        link,
+    })
+}
