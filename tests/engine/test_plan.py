@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -191,6 +192,7 @@ def test_force_and_missing_lock_decisions(ran: Proj) -> None:
 
 def test_corrupt_lock_is_no_previous_run(ran: Proj, caplog: pytest.LogCaptureFixture) -> None:
     (ran.root / ".pivot/stages/train.lock").write_text("garbage{{{\n")
+    caplog.set_level(logging.WARNING, logger="pivot")
     d = ran.decide()
     assert d["train"].reason == "No previous run"
     assert "train.lock" in caplog.text
