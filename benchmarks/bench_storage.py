@@ -214,13 +214,20 @@ def main() -> int:
 
         # (d) restore
         h_dir = str(info["hash"])
+        read0 = stats()["files_read"]
         t_rh = timed(
-            lambda: _native.cache_restore(h_dir, True, str(work / "r1"), str(cache), ["hardlink"])
+            lambda: _native.cache_restore(
+                h_dir, True, str(work / "r1"), str(cache), ["hardlink"], str(work / "st2")
+            )
         )
+        # objects inserted > 2 s after they were written are vouched for by the stat index
+        assert stats()["files_read"] == read0, "hardlink restore read objects"
         t_cpal2 = timed(lambda: sh("cp", "-al", str(tree), str(work / "c1")))
         rows.append(("restore (hardlink)", t_rh, "cp -al", t_cpal2, 1.5))
         t_rc = timed(
-            lambda: _native.cache_restore(h_dir, True, str(work / "r2"), str(cache), ["copy"])
+            lambda: _native.cache_restore(
+                h_dir, True, str(work / "r2"), str(cache), ["copy"], str(work / "st2")
+            )
         )
         t_cpr = timed(lambda: sh("cp", "-r", str(tree), str(work / "c2")))
         rows.append(("restore (copy)", t_rc, "cp -r", t_cpr, 1.5))

@@ -18,7 +18,7 @@ use std::io::{self, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -95,7 +95,12 @@ impl Cache {
         }
         let m = match self.read_manifest(hash) {
             Ok(m) => m,
-            Err(Error::CacheMissing { .. }) | Err(Error::CacheCorrupt { .. }) => return Ok(false),
+            // A manifest that is absent, corrupt, malformed or names unsafe paths cannot be
+            // restored: not "present" (`checkout` still reports why when it tries).
+            Err(Error::CacheMissing { .. })
+            | Err(Error::CacheCorrupt { .. })
+            | Err(Error::Manifest { .. })
+            | Err(Error::UnsafePath { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
         hash::ensure_pool();
@@ -198,6 +203,33 @@ fn test_pause() {
     }
 }
 
+/// Whether an existing object's bytes still hash to its name (one read of the object).
+fn object_intact(obj: &Path, h: &str) -> bool {
+    let Ok(mut f) = File::open(obj) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    hash::hash_open_file(&mut f, len).is_ok_and(|got| got.to_hex().as_str() == h)
+}
+
+/// Files and bytes inserted by this process so far (`insert_progress`): progress for a long
+/// insert, polled from another thread. Relaxed: counters only, no ordering with anything else.
+static INSERTED_FILES: AtomicU64 = AtomicU64::new(0);
+static INSERTED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+fn count_inserted(size: u64) {
+    INSERTED_FILES.fetch_add(1, Ordering::Relaxed);
+    INSERTED_BYTES.fetch_add(size, Ordering::Relaxed);
+}
+
+/// (files, bytes) handled by `insert` in this process so far, including files already cached.
+pub fn insert_progress() -> (u64, u64) {
+    (
+        INSERTED_FILES.load(Ordering::Relaxed),
+        INSERTED_BYTES.load(Ordering::Relaxed),
+    )
+}
+
 /// One insert operation: the cache, the link-mode decision and the stat index.
 pub struct Inserter<'a> {
     pub cache: &'a Cache,
@@ -234,6 +266,7 @@ impl Inserter<'_> {
         let exec = manifest::is_exec(seen);
         if let Some(h) = self.idx.and_then(|i| i.lookup(seen)) {
             if self.already_cached(src, seen, &h, exec)? {
+                count_inserted(seen.len());
                 return Ok((h, seen.len(), exec));
             }
         }
@@ -248,9 +281,11 @@ impl Inserter<'_> {
         let placed = match link::rename_noreplace(&t.path, &obj) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let ok = fs::symlink_metadata(&obj).is_ok_and(|m| m.is_file() && m.len() == t.size);
+                let ok = fs::symlink_metadata(&obj).is_ok_and(|m| m.is_file() && m.len() == t.size)
+                    && object_intact(&obj, &h);
                 if !ok {
-                    // A truncated object (crash before syncfs): replace it, it names other bytes.
+                    // A truncated object (crash before syncfs) or one whose bytes were changed
+                    // (a hard-linked output edited in place): replace it, it names other bytes.
                     fs::rename(&t.path, &obj).at(&obj)?;
                 }
                 !ok
@@ -264,7 +299,8 @@ impl Inserter<'_> {
             let om = fs::symlink_metadata(&obj).at(&obj)?;
             if placed || (om.dev() == t.before.dev() && om.ino() == t.before.ino()) {
                 // The workspace path and the object are one inode; its ctime moved (link, chmod,
-                // rename), so record the stat it has now.
+                // rename), so record the stat it has now, after the final chmod: one entry
+                // serves both `hash_path` and restores (`Index::lookup_object`).
                 om
             } else {
                 self.relink_workspace(src, &obj)?
@@ -276,6 +312,7 @@ impl Inserter<'_> {
         if let Some(i) = self.idx {
             i.record(&ws_meta, recorded, &t.hash);
         }
+        count_inserted(t.size);
         Ok((h, t.size, exec))
     }
 
@@ -292,6 +329,10 @@ impl Inserter<'_> {
         let same_inode = om.dev() == seen.dev() && om.ino() == seen.ino();
         if same_inode || exec || self.linker.first() != LinkMode::Hardlink {
             return Ok(true);
+        }
+        if !object_intact(&obj, h) {
+            // Never point the workspace at a corrupt object: insert normally (replaces it).
+            return Ok(false);
         }
         // Workspace holds a separate copy: point it at the object (hardlink mode only; a
         // filesystem that cannot hard-link falls back for the whole operation as usual).
@@ -345,7 +386,14 @@ impl Inserter<'_> {
         } else {
             self.linker.run(attempt)
         };
-        r.map_err(|e| e.into_error(src))
+        r.map_err(|e| match e {
+            // EACCES/EROFS while making the temp is about the cache directory, not the source
+            // (which we could read): name the directory the user has to fix.
+            TempErr::Io(io) if !dir_writable(&self.cache.files) && denied(&io) => {
+                Error::io(&self.cache.files, io)
+            }
+            e => e.into_error(src),
+        })
     }
 
     fn temp_copy(
@@ -451,6 +499,9 @@ enum TempErr {
 
 impl From<io::Error> for TempErr {
     fn from(e: io::Error) -> Self {
+        if hash::is_truncated(&e) {
+            return TempErr::Changed; // truncated under the hash's mmap
+        }
         TempErr::Io(e)
     }
 }
@@ -471,6 +522,23 @@ impl TempErr {
             TempErr::Changed => changed(src),
         }
     }
+}
+
+fn denied(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    )
+}
+
+/// Whether this process may create entries in `dir` (effective ids, like open(2) would).
+fn dir_writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
 }
 
 /// A new read-write file with object permissions (never follows a symlink).
@@ -700,6 +768,24 @@ mod tests {
         let left: Vec<_> = fs::read_dir(&files).unwrap().flatten().collect();
         assert_eq!(left.len(), 1);
         assert!(mine.exists());
+    }
+
+    #[test]
+    fn unsafe_manifest_is_not_contained() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Cache::new(d.path());
+        let fh = hash::hex(&blake3::hash(b"x"));
+        let man = format!(
+            "{{\"pivot_manifest\":1}}\n{{\"path\":\"../x\",\"hash\":\"{fh}\",\"size\":1,\"exec\":false}}\n"
+        );
+        for (data, is_dir) in [(b"x".to_vec(), false), (man.into_bytes(), true)] {
+            let h = hash::hex(&blake3::hash(&data));
+            let p = c.object_path(&h).unwrap();
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, &data).unwrap();
+            // the file object is there, the manifest naming `../x` is not restorable
+            assert_eq!(c.contains(&h, is_dir).unwrap(), !is_dir);
+        }
     }
 
     #[test]

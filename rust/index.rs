@@ -53,6 +53,17 @@ static BYTES_READ: AtomicU64 = AtomicU64::new(0);
 static INDEX_HITS: AtomicU64 = AtomicU64::new(0);
 static INDEX_REBUILT: AtomicU64 = AtomicU64::new(0);
 
+/// Count one trusted index entry (a file or object not read).
+pub fn count_hit() {
+    INDEX_HITS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Count one file of `bytes` read to hash it.
+pub fn count_read(bytes: u64) {
+    FILES_READ.fetch_add(1, Ordering::Relaxed);
+    BYTES_READ.fetch_add(bytes, Ordering::Relaxed);
+}
+
 /// (name, value) of the debug counters.
 pub fn debug_stats() -> Vec<(&'static str, u64)> {
     vec![
@@ -63,7 +74,7 @@ pub fn debug_stats() -> Vec<(&'static str, u64)> {
     ]
 }
 
-fn now_ns() -> i64 {
+pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
@@ -141,6 +152,21 @@ impl Index {
         let fresh = r.size == m.len() && r.mtime_ns == mt && r.ctime_ns == ct;
         let racy = mt.max(ct) >= r.recorded_ns - RACY_WINDOW_NS;
         (fresh && !racy).then(|| hash::hex(&blake3::Hash::from_bytes(r.hash)))
+    }
+
+    /// The hash recorded for a cache object with this (l)stat, if its *content* is vouched for:
+    /// size and mtime equal the entry's and the mtime is not racy (older than `recorded_ns` by
+    /// more than `RACY_WINDOW_NS`, so any later write moves it). ctime is deliberately not
+    /// compared: every link or unlink of any of the object's hard links (a hardlink restore,
+    /// `rm` of a workspace output) moves it. So a write to the object (even through a
+    /// hard-linked workspace file) or replacing it (new inode) is always noticed; a write whose
+    /// mtime is then set back with utime(2), and silent media bit-rot, are not (that is what
+    /// `pivot verify --cache` is for).
+    pub fn lookup_object(&self, m: &Metadata) -> Option<String> {
+        let r = self.base.get(&key(m))?;
+        let mt = mtime_ns(m);
+        let ok = r.size == m.len() && r.mtime_ns == mt && mt < r.recorded_ns - RACY_WINDOW_NS;
+        ok.then(|| hash::hex(&blake3::Hash::from_bytes(r.hash)))
     }
 
     /// Remember `hash` for a file whose stat `m` was taken at `recorded_ns`.
@@ -334,7 +360,17 @@ pub fn hash_file_with(
     let recorded = now_ns();
     let mut f = File::open(path).at(path)?;
     let before = f.metadata().at(path)?;
-    let h = hash::hash_open_file(&mut f, before.len()).at(path)?;
+    let h = match hash::hash_open_file(&mut f, before.len()) {
+        Ok(h) => h,
+        // A guarded mmap saw the file shrink under it: report it like any other change.
+        Err(e) if hash::is_truncated(&e) => {
+            return Err(Error::SourceChanged {
+                path: path.into(),
+                msg: "truncated during hashing".into(),
+            })
+        }
+        Err(e) => return Err(e).at(path),
+    };
     let after = f.metadata().at(path)?;
     FILES_READ.fetch_add(1, Ordering::Relaxed);
     BYTES_READ.fetch_add(before.len(), Ordering::Relaxed);
@@ -382,7 +418,7 @@ fn hash_one(path: &Path, idx: Option<&Index>) -> Result<PathInfo> {
     }
 }
 
-fn save_quietly(idx: &Index) {
+pub fn save_quietly(idx: &Index) {
     // The index is an optimisation: failing to save it must not fail the hash.
     if let Err(e) = idx.save() {
         warn(&format!("could not save the stat index: {e}"));

@@ -11,6 +11,7 @@ pub mod index;
 pub mod link;
 pub mod lock;
 pub mod manifest;
+pub mod mmap_guard;
 pub mod restore;
 pub mod verify;
 
@@ -207,9 +208,9 @@ mod cache_api {
         super::core_api::hash_info(py, &i)
     }
 
-    /// Materialise an object at `dest` atomically; returns the link mode used. `state_dir` is
-    /// accepted for symmetry: restored files are racily clean (ctime = now), so recording them
-    /// in the stat index would never be trusted.
+    /// Materialise an object at `dest` atomically; returns the link mode used. With `state_dir`
+    /// (the project's `.pivot/state`), the stat index spares hardlink/reflink restores the read
+    /// of objects it vouches for, and records the objects it had to read (`restore` module doc).
     #[pyfunction]
     #[pyo3(signature = (dir_or_file_hash, is_dir, dest, cache_dir, link_modes, state_dir=None))]
     pub fn cache_restore(
@@ -221,10 +222,18 @@ mod cache_api {
         link_modes: Vec<String>,
         state_dir: Option<PathBuf>,
     ) -> PyResult<&'static str> {
-        let _ = state_dir;
         let modes = modes(&link_modes)?;
         let m = py
-            .detach(|| restore::restore(&dir_or_file_hash, is_dir, &dest, &cache_dir, modes))
+            .detach(|| {
+                restore::restore_with(
+                    &dir_or_file_hash,
+                    is_dir,
+                    &dest,
+                    &cache_dir,
+                    modes,
+                    state_dir.as_deref(),
+                )
+            })
             .map_err(to_pyerr)?;
         Ok(m.as_str())
     }
@@ -257,8 +266,15 @@ mod cache_api {
         Ok(d)
     }
 
+    /// (files, bytes) inserted by this process so far; polled by the commit progress display.
+    #[pyfunction]
+    pub fn insert_progress() -> (u64, u64) {
+        cache::insert_progress()
+    }
+
     pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_function(wrap_pyfunction!(cache_insert, m)?)?;
+        m.add_function(wrap_pyfunction!(insert_progress, m)?)?;
         m.add_function(wrap_pyfunction!(cache_restore, m)?)?;
         m.add_function(wrap_pyfunction!(cache_contains, m)?)?;
         m.add_function(wrap_pyfunction!(cache_verify, m)?)?;

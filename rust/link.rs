@@ -6,12 +6,14 @@
 //! every other file of the operation without probing again.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
+
+use crate::hash;
 
 /// How a cache object is materialised at a path (or a path put into the cache).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -151,6 +153,11 @@ impl Linker {
             match op(mode) {
                 Ok(v) => {
                     self.chosen.store(mode.code(), Ordering::Release);
+                    if mode == LinkMode::Copy {
+                        if let Some(code) = last_err.as_ref().and_then(|e: &E| e.errno()) {
+                            note_copy_fallback(&self.modes, code);
+                        }
+                    }
                     return Ok(v);
                 }
                 Err(e) if e.errno().is_some_and(|c| mode.unsupported_errno(c)) => {
@@ -161,6 +168,27 @@ impl Linker {
         }
         Err(last_err.expect("at least one mode was tried"))
     }
+}
+
+/// With env `PIVOT_VERBOSE` (`pivot -v`), say once per process that linking was impossible and
+/// files are being copied (twice the disk space): e.g. a cache on another filesystem (EXDEV).
+fn note_copy_fallback(modes: &[LinkMode], errno: i32) {
+    static NOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let verbose = std::env::var_os("PIVOT_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0");
+    if !verbose || NOTED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let tried: Vec<&str> = modes
+        .iter()
+        .take_while(|m| **m != LinkMode::Copy)
+        .map(|m| m.as_str())
+        .collect();
+    let why = io::Error::from_raw_os_error(errno).to_string();
+    let why = why.split(" (os error").next().unwrap_or(&why).to_string();
+    eprintln!(
+        "pivot: {} not possible here ({why}); falling back to copy",
+        tried.join(" and ")
+    );
 }
 
 /// Errors that may carry an OS errno (to decide a link-mode fallback).
@@ -242,7 +270,7 @@ pub fn copy_hash(
     let mut h = blake3::Hasher::new();
     let mut total = 0u64;
     loop {
-        let n = read_full(src, &mut buf)?;
+        let n = hash::read_full(src, &mut buf)?;
         if n == 0 {
             break;
         }
@@ -258,20 +286,6 @@ pub fn copy_hash(
         }
     }
     Ok((h.finalize(), total))
-}
-
-/// Fill `buf` as far as possible; short only at end of file.
-fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn cpath(p: &Path) -> io::Result<std::ffi::CString> {

@@ -7,11 +7,16 @@
 //! same directory removes (temps of dead processes). Filesystems without RENAME_EXCHANGE get
 //! rename-old-away (`.pvold-…`) then rename-new-in.
 //!
-//! Verification while restoring: `copy` hashes every object while copying it and refuses a
-//! mismatch (CacheCorrupt naming the object; temp removed, dest untouched). `hardlink` and
-//! `reflink` do not read the bytes (that would cost as much as a copy): directory entries are
-//! checked against the manifest's size, which catches truncated objects; `verify` is the full
-//! check. A single file has no recorded size here, so it is linked unchecked.
+//! Verification while restoring: no object whose bytes do not hash to its name is restored
+//! (CacheCorrupt naming the object; temp removed, dest untouched). `copy` hashes every object
+//! while copying it. `hardlink` and `reflink` share the bytes without reading them, so an
+//! object is read and hashed unless the stat index (one load and one save per restore) vouches
+//! for its content: an entry for its (dev, inode) with equal size and mtime, a non-racy mtime
+//! and the object's name as hash (`Index::lookup_object`; ctime is not compared because every
+//! link/unlink of the object's hard links moves it). An object read and found intact is
+//! recorded, so the next restore reads nothing. A write to an object changes its mtime and is
+//! caught; a write that resets mtime with utime(2), and silent bit-rot, are left to
+//! `pivot verify --cache`. Manifest sizes are checked for every entry.
 //!
 //! Safety: files are created with O_CREAT|O_EXCL|O_NOFOLLOW inside a directory we just created;
 //! symlinks of the tree are created last, so nothing is ever written through one. Existing
@@ -19,8 +24,9 @@
 //! (the directory holding `.pivot/`, else the cache directory's parent): UnsafePath otherwise.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::{self, File, Metadata};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 
@@ -30,16 +36,47 @@ use crate::atomic::{self, kill_point};
 use crate::cache::{self, Cache};
 use crate::error::{Error, IoContext, Result};
 use crate::hash;
+use crate::index::{self, Index};
 use crate::link::{self, LinkMode, Linker};
 use crate::manifest::{self, Manifest};
 
-/// Restore object `hash` at `dest`; returns the link mode used.
+/// Restore object `hash` at `dest` without a stat index; returns the link mode used.
 pub fn restore(
     hash: &str,
     is_dir: bool,
     dest: &Path,
     cache_dir: &Path,
     modes: Vec<LinkMode>,
+) -> Result<LinkMode> {
+    restore_with(hash, is_dir, dest, cache_dir, modes, None)
+}
+
+/// Restore object `hash` at `dest`; with `state_dir`, objects the stat index vouches for are
+/// linked without being read, and objects read are recorded (see module doc).
+pub fn restore_with(
+    hash: &str,
+    is_dir: bool,
+    dest: &Path,
+    cache_dir: &Path,
+    modes: Vec<LinkMode>,
+    state_dir: Option<&Path>,
+) -> Result<LinkMode> {
+    let idx = state_dir.map(Index::load);
+    let r = restore_in(hash, is_dir, dest, cache_dir, modes, idx.as_ref());
+    if let Some(i) = &idx {
+        // Objects verified before a failure stay verified: save either way.
+        index::save_quietly(i);
+    }
+    r
+}
+
+fn restore_in(
+    hash: &str,
+    is_dir: bool,
+    dest: &Path,
+    cache_dir: &Path,
+    modes: Vec<LinkMode>,
+    idx: Option<&Index>,
 ) -> Result<LinkMode> {
     hash::ensure_pool();
     let cache = Cache::new(cache_dir);
@@ -65,8 +102,8 @@ pub fn restore(
     cache::clean_stale(&parent);
     let tmp = atomic::temp_path_in(&parent);
     let built = match &manifest {
-        Some(m) => build_tree(&cache, &linker, m, &tmp),
-        None => materialize(&cache, &linker, hash, None, false, &tmp),
+        Some(m) => build_tree(&cache, &linker, m, &tmp, idx),
+        None => materialize(&cache, &linker, idx, hash, None, false, &tmp),
     };
     if let Err(e) = built {
         let _ = remove_any(&tmp);
@@ -188,7 +225,13 @@ fn swap(tmp: &Path, dest: &Path, parent: &Path) -> Result<()> {
     }
 }
 
-fn build_tree(cache: &Cache, linker: &Linker, m: &Manifest, tmp: &Path) -> Result<()> {
+fn build_tree(
+    cache: &Cache,
+    linker: &Linker,
+    m: &Manifest,
+    tmp: &Path,
+    idx: Option<&Index>,
+) -> Result<()> {
     fs::create_dir(tmp).at(tmp)?;
     // Directories first (sorted, so parents come before children), in a tree we own.
     let mut dirs: Vec<&[u8]> = Vec::new();
@@ -214,7 +257,7 @@ fn build_tree(cache: &Cache, linker: &Linker, m: &Manifest, tmp: &Path) -> Resul
         .filter(|e| e.link.is_none())
         .try_for_each(|e| {
             let dst = tmp.join(manifest::rel_path(&e.path));
-            materialize(cache, linker, &e.hash, Some(e.size), e.exec, &dst)
+            materialize(cache, linker, idx, &e.hash, Some(e.size), e.exec, &dst)
         })?;
     // Links last: no file is ever created below a symlink.
     for e in &m.entries {
@@ -231,6 +274,7 @@ fn build_tree(cache: &Cache, linker: &Linker, m: &Manifest, tmp: &Path) -> Resul
 fn materialize(
     cache: &Cache,
     linker: &Linker,
+    idx: Option<&Index>,
     hash: &str,
     size: Option<u64>,
     exec: bool,
@@ -240,14 +284,14 @@ fn materialize(
     let attempt = |mode: LinkMode| -> Result<()> {
         let r = match mode {
             LinkMode::Hardlink => match fs::hard_link(&obj, dst) {
-                Ok(()) => check_size(&obj, hash, size, dst),
+                Ok(()) => check_linked(&obj, hash, size, dst, idx),
                 Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
-                    copy_verified(&obj, hash, size, exec, dst)
+                    copy_verified(&obj, hash, size, exec, dst, idx)
                 }
                 Err(e) => Err(obj_err(&obj, hash, e)),
             },
-            LinkMode::Reflink => reflink(&obj, hash, size, exec, dst),
-            LinkMode::Copy => copy_verified(&obj, hash, size, exec, dst),
+            LinkMode::Reflink => reflink(&obj, hash, size, exec, dst, idx),
+            LinkMode::Copy => copy_verified(&obj, hash, size, exec, dst, idx),
         };
         if r.is_err() {
             let _ = fs::remove_file(dst);
@@ -279,24 +323,102 @@ fn corrupt(obj: &Path, hash: &str) -> Error {
     }
 }
 
-fn check_size(obj: &Path, hash: &str, size: Option<u64>, dst: &Path) -> Result<()> {
-    if let Some(s) = size {
-        if fs::symlink_metadata(dst).at(dst)?.len() != s {
-            return Err(corrupt(obj, hash));
-        }
+/// Whether the index vouches for the content of the object whose stat is `m` (module doc).
+fn trusted(idx: Option<&Index>, m: &Metadata, hash: &str) -> bool {
+    let hit = idx
+        .and_then(|i| i.lookup_object(m))
+        .is_some_and(|h| h == hash);
+    if hit {
+        index::count_hit();
+    }
+    hit
+}
+
+/// Size and mtime equal: the content did not change between the two stats (a write moves mtime;
+/// ctime also moves on every link, e.g. a concurrent restore of the same object).
+fn same_content(a: &Metadata, b: &Metadata) -> bool {
+    a.ino() == b.ino()
+        && a.len() == b.len()
+        && a.mtime() == b.mtime()
+        && a.mtime_nsec() == b.mtime_nsec()
+}
+
+/// Read `file` (the object, or a clone of it) and check that it hashes to `hash`; returns the
+/// stat taken just before the read and the wall clock just before that stat.
+fn read_verified(obj: &Path, hash: &str, file: &Path) -> Result<(Metadata, i64, blake3::Hash)> {
+    let recorded = index::now_ns();
+    let mut f = File::open(file).at(file)?;
+    let before = f.metadata().at(file)?;
+    let h = hash::hash_open_file(&mut f, before.len()).at(obj)?;
+    let after = f.metadata().at(file)?;
+    index::count_read(before.len());
+    // Bytes changing under the read: someone is writing to an object, which is corruption too.
+    if h.to_hex().as_str() != hash || !same_content(&before, &after) {
+        return Err(corrupt(obj, hash));
+    }
+    Ok((before, recorded, h))
+}
+
+/// A hard link shares the object's inode: trusted by the index, or read once to prove the bytes
+/// still hash to the object's name, then recorded (a corrupt object is never restored).
+fn check_linked(
+    obj: &Path,
+    hash: &str,
+    size: Option<u64>,
+    dst: &Path,
+    idx: Option<&Index>,
+) -> Result<()> {
+    // Stat after linking: a write before this moved mtime; one after it is a workspace edit.
+    let seen = fs::symlink_metadata(dst).at(dst)?;
+    if size.is_some_and(|s| s != seen.len()) {
+        return Err(corrupt(obj, hash));
+    }
+    if trusted(idx, &seen, hash) {
+        return Ok(());
+    }
+    let (m, recorded, h) = read_verified(obj, hash, dst)?;
+    if let Some(i) = idx {
+        i.record(&m, recorded, &h);
     }
     Ok(())
 }
 
-fn reflink(obj: &Path, hash: &str, size: Option<u64>, exec: bool, dst: &Path) -> Result<()> {
+fn reflink(
+    obj: &Path,
+    hash: &str,
+    size: Option<u64>,
+    exec: bool,
+    dst: &Path,
+    idx: Option<&Index>,
+) -> Result<()> {
     let s = link::open_read(obj).map_err(|e| obj_err(obj, hash, e))?;
+    let recorded = index::now_ns();
+    let m1 = s.metadata().at(obj)?;
     let d = link::create_new(dst, link::workspace_mode(exec)).at(dst)?;
     // SAFETY: both descriptors are open for the duration of the call.
     if unsafe { libc::ioctl(d.as_raw_fd(), libc::FICLONE, s.as_raw_fd()) } != 0 {
         return Err(Error::io(dst, io::Error::last_os_error()));
     }
     set_mode(&d, exec, dst)?;
-    check_size(obj, hash, size, dst)
+    drop(d);
+    // The clone holds the object's bytes as of the clone: stable over [m1, m2] and vouched for
+    // at m2 means the clone is good.
+    let m2 = s.metadata().at(obj)?;
+    if size.is_some_and(|n| n != m2.len()) {
+        return Err(corrupt(obj, hash));
+    }
+    let stable = same_content(&m1, &m2);
+    if stable && trusted(idx, &m2, hash) {
+        return Ok(());
+    }
+    let (cm, _, h) = read_verified(obj, hash, dst)?;
+    if size.is_some_and(|n| n != cm.len()) {
+        return Err(corrupt(obj, hash));
+    }
+    if let (Some(i), true) = (idx, stable) {
+        i.record(&m1, recorded, &h);
+    }
+    Ok(())
 }
 
 fn set_mode(f: &File, exec: bool, dst: &Path) -> Result<()> {
@@ -305,19 +427,38 @@ fn set_mode(f: &File, exec: bool, dst: &Path) -> Result<()> {
         .at(dst)
 }
 
-/// Copy an object, hashing it on the way; a mismatch is CacheCorrupt naming the object.
-fn copy_verified(obj: &Path, hash: &str, size: Option<u64>, exec: bool, dst: &Path) -> Result<()> {
+/// Copy an object, hashing it on the way (copying reads the bytes anyway, so this always
+/// verifies); a mismatch is CacheCorrupt naming the object. An intact object is recorded in the
+/// index unless already vouched for, so a later hardlink restore need not read it.
+fn copy_verified(
+    obj: &Path,
+    hash: &str,
+    size: Option<u64>,
+    exec: bool,
+    dst: &Path,
+    idx: Option<&Index>,
+) -> Result<()> {
     let mut s = link::open_read(obj).map_err(|e| obj_err(obj, hash, e))?;
-    let len = s.metadata().at(obj)?.len();
+    let recorded = index::now_ns();
+    let before = s.metadata().at(obj)?;
+    let len = before.len();
     if size.is_some_and(|n| n != len) {
         return Err(corrupt(obj, hash));
     }
     let mut d = link::create_new(dst, link::workspace_mode(exec)).at(dst)?;
     let (h, _) = link::copy_hash(&mut s, &mut d, len).at(obj)?;
-    if h.to_hex().as_str() != hash {
+    index::count_read(len);
+    let after = s.metadata().at(obj)?;
+    if h.to_hex().as_str() != hash || !same_content(&before, &after) {
         return Err(corrupt(obj, hash));
     }
-    set_mode(&d, exec, dst)
+    set_mode(&d, exec, dst)?;
+    if let Some(i) = idx {
+        if i.lookup_object(&before).is_none_or(|k| k != hash) {
+            i.record(&before, recorded, &h);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ fn check_object(cache: &Cache, h: &str) -> Result<Outcome> {
     };
     let size = f.metadata().at(&p)?.len();
     let mut head = [0u8; 32];
-    let n = read_upto(&mut f, &mut head[..manifest::HEADER.len()]).at(&p)?;
+    let n = hash::read_full(&mut f, &mut head[..manifest::HEADER.len()]).at(&p)?;
     if &head[..n] == manifest::HEADER {
         let mut data = head[..n].to_vec();
         f.read_to_end(&mut data).at(&p)?;
@@ -58,19 +58,6 @@ fn check_object(cache: &Cache, h: &str) -> Result<Outcome> {
     } else {
         Outcome::Corrupt
     })
-}
-
-fn read_upto(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Every object name under `files/` (temps and stray names skipped).

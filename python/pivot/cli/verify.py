@@ -12,12 +12,32 @@ from pivot.cli import _run_common
 @click.command("verify")
 @click.argument("stages", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout.")
+@click.option(
+    "--cache",
+    "check_cache",
+    is_flag=True,
+    help="Also re-hash the cache objects the locks and tracked files need (corrupt/missing).",
+)
+@click.option(
+    "--sample",
+    type=click.FloatRange(0, 100, min_open=True),
+    default=None,
+    metavar="PERCENT",
+    help="With --cache: re-hash a random PERCENT of the file objects (manifests always).",
+)
 @click.pass_context
-def verify(click_ctx: click.Context, stages: tuple[str, ...], as_json: bool) -> None:
+def verify(
+    click_ctx: click.Context,
+    stages: tuple[str, ...],
+    as_json: bool,
+    check_cache: bool,
+    sample: float | None,
+) -> None:
     """Exit 0 when STAGES (default: all) are up to date and their outputs are cached, else 1.
 
     Prints one line per problem: a stale stage and its reason, or an output (or tracked
-    file) whose object is missing from the cache.
+    file) whose object is missing from the cache. With --cache, also every corrupt or
+    missing cache object, once per output path it belongs to.
     """
     from pivot.engine import verify as engine_verify
 
@@ -25,12 +45,16 @@ def verify(click_ctx: click.Context, stages: tuple[str, ...], as_json: bool) -> 
     ctx = _run_common.load_context()
     targets = _run_common.stage_list(stages)
     _run_common.validate_stages_exist(ctx, targets)
-    result = engine_verify.verify(ctx, targets or None)
+    if sample is not None and not check_cache:
+        raise click.UsageError("--sample needs --cache")
+    result = engine_verify.verify(ctx, targets or None, cache=check_cache, sample=sample)
     ctx.save()
 
     problems = [f"{name}: {reason}" for name, reason in result.stale.items()]
     for owner, paths in result.missing.items():
         problems += [f"{owner}: {path} not in cache" for path in paths]
+    if result.cache is not None:
+        problems += result.cache.problems()
 
     if as_json:
         payload = result.to_json()
@@ -41,6 +65,11 @@ def verify(click_ctx: click.Context, stages: tuple[str, ...], as_json: bool) -> 
             for line in problems:
                 click.echo(f"  {line}")
         else:
-            click.echo(f"OK: {len(result.stages)} stage(s) up to date and cached")
+            checked = (
+                f"; {result.cache.checked} cache object(s) verified"
+                if result.cache is not None
+                else ""
+            )
+            click.echo(f"OK: {len(result.stages)} stage(s) up to date and cached{checked}")
     if not result.ok:
         click_ctx.exit(1)

@@ -155,8 +155,8 @@ def _checkout_items(
                     )
                 )
                 return item.path, "refused", msg
-        if not ctx.cache.contains(item.info):
-            return item.path, "missing", f"{item.path}: cache object {item.info['hash']} missing"
+        # No presence pre-check: the restore reads and validates everything before touching
+        # the destination and names the missing or corrupt object (a directory's file too).
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             ctx.cache.restore(item.info, path, link_modes)

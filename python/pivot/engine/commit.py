@@ -44,7 +44,8 @@ def commit(ctx: Context, stages: Sequence[str] | None, progress: bool = False) -
     """Record `stages` (None: every stage whose lock differs from the workspace)."""
     names = ctx.graph.order(None) if stages is None else list(dict.fromkeys(stages))
     result = CommitResult()
-    planner = plan.Planner(ctx, assume_restores=False)
+    # Only `stale` and `state` are used here: skip the restorable check (a cache lookup).
+    planner = plan.Planner(ctx, assume_restores=False, check_restorable=False)
     todo: list[tuple[str, dict[str, str], dict[str, Any]]] = []
     for name in names:
         stage = ctx.pipeline.get(name)

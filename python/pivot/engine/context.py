@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,14 @@ class Context:
             pass  # state/ is disposable: failing to save it costs time later, never correctness
 
 
+def _scandir(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except OSError:
+        return []
+
+
 def load_context(
     cwd: Path | None = None, *, cache_dir: Path | None = None, check_missing: bool = True
 ) -> Context:
@@ -57,13 +66,18 @@ def load_context(
     from pivot.graph import PipelineGraph
     from pivot.pipeline import load_pipeline
     from pivot.project import Project, find_root
-    from pivot.storage.cache import Cache
+    from pivot.storage.cache import Cache, clean_stale_temps
 
     where = Path.cwd() if cwd is None else Path(cwd).resolve()
     project = Project.load(find_root(where), cache_dir)
     pipeline = load_pipeline(project.root, where)
     graph = PipelineGraph.build(pipeline.stages, project.root, check_missing=check_missing)
     cache = Cache(project.cache_dir, project.state_dir, project.link_modes)
+    # A crash between a durable write's temp and its rename leaves a stray temp: remove those
+    # of dead processes so that no crash ever needs manual clean-up (spec §7).
+    runs = [Path(e.path) for e in _scandir(project.runs_dir) if e.is_dir(follow_symlinks=False)]
+    for d in (project.stages_dir, project.state_dir / "index", *runs):
+        clean_stale_temps(d)
     fingerprints = FingerprintCache.load(project.state_dir)
     return Context(
         project=project,

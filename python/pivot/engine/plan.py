@@ -171,10 +171,19 @@ class Planner:
     """Decisions over one snapshot of the workspace; hashes each path at most once."""
 
     def __init__(
-        self, ctx: Context, *, allow_missing: bool = False, assume_restores: bool = True
+        self,
+        ctx: Context,
+        *,
+        allow_missing: bool = False,
+        assume_restores: bool = True,
+        check_restorable: bool = True,
     ) -> None:
         self.ctx = ctx
         self.allow_missing = allow_missing
+        # False (commit): a stage with changed outputs is stale either way, so do not ask the
+        # cache whether the recorded objects could be restored (for a directory that reads its
+        # manifest and stats every file). Such a decision is "run", never "restore".
+        self.check_restorable = check_restorable
         # Whether later stages see a restorable stage's outputs as restored (a plan), or see
         # the workspace as it is (commit).
         self.assume_restores = assume_restores
@@ -299,6 +308,8 @@ class Planner:
                 out_details.append(f"out modified: {k}")
         if not changed:
             return Decision(name, False, UNCHANGED, [], False, state, lock)
+        if not self.check_restorable:
+            return make(OUTS_CHANGED, out_details, state)
 
         restorable = all(
             locked_outs[k]["cache"] and self.ctx.cache.contains(entry_info(locked_outs[k]))

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from pivot import _native
+from pivot.storage.cache import clean_stale_temps
 from pivot.types import OutEntry
 
 logger = logging.getLogger(__name__)
@@ -91,3 +92,4 @@ def write(runs_dir: Path, key: str, stage: str, outs: Mapping[str, OutEntry]) ->
     doc = {"stage": stage, "outs": {p: dict(e) for p, e in outs.items()}}
     data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     _native.write_atomic(str(path), data, "runcache_write")
+    clean_stale_temps(path.parent)  # an earlier crash's temp in this shard

@@ -14,23 +14,28 @@ Flow per stage, in the order the caller gives (repro: `graph.order`, run: `graph
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pivot.engine import plan, record, worker
+from pivot.engine import plan, record
 from pivot.engine.events import RunSummary, Sink, StageResult, Status
 from pivot.engine.execlock import StageLock
 from pivot.exceptions import DependencyMissingError, PivotError
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pivot.engine import worker
     from pivot.engine.context import Context
+
+# multiprocessing, concurrent.futures.process and pivot.engine.worker (~0.1 s of imports) are
+# loaded only when a stage actually has to run in a worker: a no-op repro never needs them.
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +58,8 @@ class RunOptions:
 
 def run(ctx: Context, order: Sequence[str], opts: RunOptions, sinks: Sequence[Sink]) -> RunSummary:
     """Run `order` (see module docstring); never raises for a stage failure."""
-    if getattr(multiprocessing.current_process(), "_inheriting", False):
+    mp = sys.modules.get("multiprocessing")  # not imported: cannot be a starting worker
+    if mp is not None and getattr(mp.current_process(), "_inheriting", False):
         # A worker is importing the caller's main script (spawn/forkserver do): do nothing.
         raise PivotError(
             "pivot.engine.runner.run() called while a worker process was starting; guard the "
@@ -255,6 +261,11 @@ class _Scheduler:
     # --- worker processes ------------------------------------------------------------------
     def _pool(self) -> ProcessPoolExecutor:
         if self.executor is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            from pivot.engine import worker
+
             n = max(1, min(self.jobs, self.to_run or 1))
             # Never fork: the Rust thread pool may already be running in this process. The fork
             # server need not import __main__ (the default preload): workers load the pipeline.
@@ -269,6 +280,8 @@ class _Scheduler:
         return self.executor
 
     def _submit(self, name: str, d: plan.Decision) -> None:
+        from pivot.engine import worker
+
         ctx = self.ctx
         stage = ctx.pipeline.stages[name]
         incremental = []
@@ -303,6 +316,8 @@ class _Scheduler:
     # --- completions -----------------------------------------------------------------------
     def _finish(self, fut: Future[Any]) -> None:
         if fut in self.proc_futs:
+            from concurrent.futures.process import BrokenProcessPool
+
             name, d = self.proc_futs.pop(fut)
             self._free_mutex(name)
             try:
@@ -328,7 +343,7 @@ class _Scheduler:
         except Exception as e:  # a stage's record failing must not abort the other stages
             restorable = isinstance(e, (PivotError, OSError))
             if (
-                kind == "restore"
+                kind in ("restore", "runcache")
                 and restorable
                 and d.state is not None
                 and not d.state.missing_deps
@@ -348,8 +363,11 @@ class _Scheduler:
             self._complete(name, "ran", d.reason, output)
 
     def _drop_pool(self) -> None:
+        # Join a broken pool's manager thread now: left running, it can race interpreter exit
+        # and print a "Bad file descriptor" traceback. Its workers are already gone, so this is
+        # quick.
         if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor.shutdown(wait=True, cancel_futures=True)
             self.executor = None
 
     # --- teardown --------------------------------------------------------------------------

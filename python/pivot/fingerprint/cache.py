@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import CodeType, FunctionType
@@ -94,6 +93,8 @@ class FingerprintCache:
         }
         data = json.dumps({"header": _HEADER, "files": files}, separators=(",", ":"))
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # only when something changed: a no-op run never saves
+
         fd, tmp = tempfile.mkstemp(prefix=".fingerprints.", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -9,12 +9,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pivot.exceptions import UnknownStageError, ValidationError
 from pivot.pipeline import registration
 from pivot.pipeline.stage import StageInfo
-from pivot.stage_def import StageParams
+
+if TYPE_CHECKING:
+    from pivot.stage_def import StageParams  # pydantic: imported only by pipelines that use it
 
 # Set by load_pipeline while it imports a pipeline file, so that `Pipeline(...)` created there
 # resolves paths against the project being loaded.

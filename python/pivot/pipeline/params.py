@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import pydantic
+from typing import TYPE_CHECKING, Any
 
 from pivot.exceptions import ConfigError, ParamsError, StageDefinitionError
-from pivot.stage_def import StageParams
+
+if TYPE_CHECKING:
+    # pydantic is imported lazily: pipelines without StageParams never load it.
+    from pivot.stage_def import StageParams
 
 PARAMS_FILE = "params.yaml"
 
@@ -72,6 +73,8 @@ def resolve_params_class(
         raise StageDefinitionError(
             f"stage '{stage_name}': params= given but the function has no StageParams parameter"
         )
+    from pivot.stage_def import StageParams
+
     cls = given if isinstance(given, type) else type(given)
     if not (isinstance(cls, type) and issubclass(cls, annotated)):
         raise StageDefinitionError(
@@ -91,6 +94,8 @@ def effective_params(
     yaml_source: str = "pivot.yaml",
 ) -> StageParams:
     """Validate defaults <- base <- pivot.yaml params <- params.yaml section into `cls`."""
+    import pydantic
+
     file_section = params_file_section(read_params_file(project_root), stage_name) or {}
     merged = _deep_merge(dict(base), yaml_params or {})
     merged = _deep_merge(merged, file_section)

@@ -7,17 +7,21 @@ import inspect
 import os
 import posixpath
 import re
+import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 from pivot import loaders, outputs
 from pivot.exceptions import StageDefinitionError
 from pivot.pipeline import params as params_mod
 from pivot.pipeline.stage import DepSpec, OutSpec, StageInfo
-from pivot.stage_def import StageParams
+
+if TYPE_CHECKING:
+    # pydantic (~0.3 s to import) is loaded only by pipelines that define StageParams.
+    from pivot.stage_def import StageParams
 
 # Stage names become lock file names and CLI arguments.
 _STAGE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*\Z")
@@ -115,7 +119,12 @@ def _all_markers(annotation: Any) -> list[Any]:
 def _is_params_class(annotation: Any) -> bool:
     if get_origin(annotation) is typing.Annotated:
         annotation = get_args(annotation)[0]
-    return isinstance(annotation, type) and issubclass(annotation, StageParams)
+    if not isinstance(annotation, type):
+        return False
+    # A StageParams subclass can only exist once pivot.stage_def was imported (by the pipeline
+    # file, or `pivot.StageParams`); otherwise do not pay for importing pydantic here.
+    stage_def = sys.modules.get("pivot.stage_def")
+    return stage_def is not None and issubclass(annotation, stage_def.StageParams)
 
 
 def _one_output(stage: str, key: str, annotation: Any) -> outputs.OutputMarker:
@@ -163,7 +172,7 @@ def parse_signature(func: Callable[..., Any], stage: str) -> _Parsed:
         elif parsed.params_arg is None and _is_params_class(ann):
             parsed.params_arg = pname
             base = get_args(ann)[0] if get_origin(ann) is typing.Annotated else ann
-            parsed.params_cls = typing.cast(type[StageParams], base)
+            parsed.params_cls = typing.cast("type[StageParams]", base)
         elif param.default is param.empty:
             raise StageDefinitionError(
                 f"stage '{stage}': argument '{pname}' has no default and is neither a "

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pivot import loaders
-from pivot.stage_def import StageParams
+
+if TYPE_CHECKING:
+    from pivot.stage_def import StageParams  # pydantic: imported only by pipelines that use it
 
 OutKind = Literal["out", "metric", "plot", "directory", "incremental"]
 
