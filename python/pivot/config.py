@@ -40,9 +40,23 @@ class Config:
     jobs: int | None = None
 
 
+def _only_comments(path: Path) -> bool:
+    try:
+        text = path.read_bytes()
+    except OSError:
+        return False  # let the YAML reader report it, naming the file
+    if len(text) > 64 * 1024:
+        return False
+    return all(not ln.strip() or ln.lstrip().startswith(b"#") for ln in text.splitlines())
+
+
 def _read(path: Path) -> dict[str, Any]:
     """One config file as a mapping ({} when absent or empty)."""
     if not path.is_file():
+        return {}
+    if _only_comments(path):
+        # The file `pivot init` writes is all comments: skip importing a YAML parser on every
+        # command (it is a measurable part of a no-op `pivot repro`).
         return {}
     from pivot.yamlsafe import load_yaml
 

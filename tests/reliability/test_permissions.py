@@ -10,6 +10,7 @@ the venv's site-packages on PYTHONPATH. When neither works the cases are skipped
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shutil
@@ -42,13 +43,42 @@ pipeline.register(make)
 """
 
 
+def _mirror(src: Path, dst: Path) -> None:
+    """Hard-link (or copy) a tree: the links need no access to `src`'s parent directories."""
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+@functools.cache
+def _readable_runtime() -> list[str]:
+    """pivot and its site-packages mirrored where `nobody` can read them.
+
+    The checkout (and its venv) may sit under a directory only root can enter, as a CI clone in
+    a 0700 temp dir does; `nobody` must still be able to import the code under test.
+    """
+    rt = Path(tempfile.mkdtemp(prefix="pivot-nobody-rt-"))
+    rt.chmod(0o755)
+    atexit.register(shutil.rmtree, rt, True)
+    _mirror(inv.PYTHON_SRC / "pivot", rt / "src" / "pivot")
+    paths = [str(rt / "src")]
+    for i, site in enumerate(p for p in sys.path if p.endswith("site-packages")):
+        _mirror(Path(site), rt / f"site{i}")
+        paths.append(str(rt / f"site{i}"))
+    return paths
+
+
 def _nobody_env() -> dict[str, str]:
-    site = [p for p in sys.path if p.endswith("site-packages")]
     return {
         "PATH": "/usr/bin:/bin",
         "HOME": "/tmp",
         "LANG": "C.UTF-8",
-        "PYTHONPATH": os.pathsep.join([str(inv.PYTHON_SRC), *site]),
+        "PYTHONPATH": os.pathsep.join(_readable_runtime()),
     }
 
 

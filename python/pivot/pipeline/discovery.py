@@ -84,11 +84,11 @@ def _load_python(path: Path, root: Path) -> Pipeline:
 
 def load_pipeline(project_root: Path, cwd: Path | None = None) -> Pipeline:
     """Discover, import and resolve the pipeline of the project at `project_root`."""
-    from pivot.pipeline.yaml_config import load_pivot_yaml
-
     root = Path(project_root).resolve()
     path = find_pipeline_file(root, cwd)
     with loading_project(root):
         if path.name in YAML_NAMES:
+            from pivot.pipeline.yaml_config import load_pivot_yaml
+
             return load_pivot_yaml(path, root)
         return _load_python(path, root)

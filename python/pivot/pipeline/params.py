@@ -20,8 +20,6 @@ _params_file_cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 
 def read_params_file(project_root: Path) -> dict[str, Any]:
     """The parsed `params.yaml` at the project root ({} when absent)."""
-    from pivot import yamlsafe
-
     path = project_root / PARAMS_FILE
     try:
         st = path.stat()
@@ -31,6 +29,8 @@ def read_params_file(project_root: Path) -> dict[str, Any]:
     cached = _params_file_cache.get(path)
     if cached is not None and cached[0] == key:
         return cached[1]
+    from pivot import yamlsafe  # only when there is a file: YAML is costly to import
+
     data = yamlsafe.load_yaml(path)
     if data is None:
         data = {}
