@@ -4,8 +4,9 @@
 //! - `walk(root) -> Vec<WalkEntry>`: every file and symlink under `root` (lstat metadata, not
 //!   followed), sorted bytewise by relative path; in-tree symlinks carry their stored target;
 //!   out-of-tree symlinks, fifos, sockets and devices are `Error::Manifest` naming the path.
-//! - `hash_dir(root, index) -> (Manifest, DirInfo)`: walk + hash every file (through the stat
-//!   index when given).
+//! - `hash_dir(root, index) -> (Manifest, DirInfo)` / `hash_dir_info`: walk + hash every file
+//!   (lstat via `fstatat` on the directory fd, in parallel chunks for big directories; through
+//!   the stat index when given).
 //! - `Manifest { entries }`, `Manifest::from_entries` (sorts), `to_bytes()`, `hash()`,
 //!   `Manifest::parse(bytes, path_for_errors)` which rejects unsafe or non-canonical content.
 //! - `rel_path(&[u8]) -> &Path` to join an entry path onto a directory.
@@ -17,7 +18,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -380,28 +381,249 @@ pub fn walk(root: &Path) -> Result<Vec<WalkEntry>> {
     Ok(v)
 }
 
+/// One hashed manifest entry before encoding: the raw hash, no per-entry hex `String`.
+struct Hashed {
+    path: Vec<u8>,
+    hash: [u8; 32],
+    size: u64,
+    exec: bool,
+    link: Option<Vec<u8>>,
+}
+
+/// Directories with at least this many files stat them in parallel chunks (a directory's
+/// names are read on one thread; the `fstatat` calls, index lookups and any hashing fan out).
+const STAT_CHUNK: usize = 2048;
+
+/// `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)`: an lstat relative to the open directory, so no
+/// absolute path is built per file.
+fn lstat_at(dirfd: libc::c_int, name: &[u8]) -> std::io::Result<libc::stat> {
+    let mut buf = [0u8; 256];
+    let owned;
+    let cname: *const libc::c_char = if name.len() < buf.len() {
+        buf[..name.len()].copy_from_slice(name);
+        buf.as_ptr().cast()
+    } else {
+        owned = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
+        owned.as_ptr()
+    };
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `cname` is NUL-terminated and outlives the call; `st` is written on success.
+    let r = unsafe { libc::fstatat(dirfd, cname, st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fstatat returned 0, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Hash one regular file found by the walk: the index hit costs one `fstatat`; a miss (or a file
+/// that is no longer regular) goes through the ordinary path-based code.
+fn hash_walked_file(
+    dirfd: libc::c_int,
+    abs_dir: &Path,
+    name: &[u8],
+    rel: Vec<u8>,
+    idx: Option<&Index>,
+    hits: &mut u64,
+) -> Result<Hashed> {
+    let child = || abs_dir.join(OsStr::from_bytes(name));
+    let st = lstat_at(dirfd, name).map_err(|e| Error::io(child(), e))?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+        if let Some(h) = idx.and_then(|i| i.lookup_raw(&st)) {
+            *hits += 1;
+            return Ok(Hashed {
+                path: rel,
+                hash: h,
+                size: st.st_size as u64,
+                exec: st.st_mode & 0o100 != 0,
+                link: None,
+            });
+        }
+    }
+    let abs = child();
+    let meta = fs::symlink_metadata(&abs).at(&abs)?;
+    if !meta.file_type().is_file() {
+        return Err(Error::SourceChanged {
+            path: abs,
+            msg: "changed type while the directory was walked".into(),
+        });
+    }
+    let (h, meta) = index::hash_file_with(&abs, &meta, idx)?;
+    let hash = blake3::Hash::from_hex(&h)
+        .map_err(|_| Error::manifest(&abs, "bad hash"))?
+        .into();
+    Ok(Hashed {
+        path: rel,
+        hash,
+        size: meta.len(),
+        exec: is_exec(&meta),
+        link: None,
+    })
+}
+
+/// Walk and hash one directory (subdirectories fan out on rayon), same classification and
+/// errors as `walk_dir`.
+fn hash_walk_dir(
+    root_real: &Path,
+    abs: &Path,
+    rel: &[u8],
+    idx: Option<&Index>,
+) -> Result<Vec<Hashed>> {
+    let dir = fs::File::open(abs).at(abs)?;
+    let dirfd = std::os::unix::io::AsRawFd::as_raw_fd(&dir);
+    let mut out = Vec::new();
+    let mut files: Vec<Vec<u8>> = Vec::new();
+    let mut dirs = Vec::new();
+    for ent in fs::read_dir(abs).at(abs)? {
+        let ent = ent.at(abs)?;
+        let name = ent.file_name().into_vec();
+        let ft = ent.file_type().at(&abs.join(OsStr::from_bytes(&name)))?; // d_type, or lstat
+        if ft.is_file() {
+            files.push(name);
+        } else if ft.is_dir() {
+            let crel = join_rel(rel, &name);
+            dirs.push((ent.path(), crel));
+        } else if ft.is_symlink() {
+            let child = ent.path();
+            let crel = join_rel(rel, &name);
+            let t = link_target(root_real, &child, &crel)?;
+            out.push(Hashed {
+                path: crel,
+                hash: blake3::hash(&t).into(),
+                size: t.len() as u64,
+                exec: false,
+                link: Some(t),
+            });
+        } else {
+            let child = ent.path();
+            return Err(Error::manifest(
+                &child,
+                format!("cannot be recorded in a manifest ({})", type_name(&ft)),
+            ));
+        }
+    }
+    let one = |name: Vec<u8>, hits: &mut u64| {
+        let crel = if rel.is_empty() {
+            name.clone()
+        } else {
+            join_rel(rel, &name)
+        };
+        hash_walked_file(dirfd, abs, &name, crel, idx, hits)
+    };
+    let hashed: Vec<Hashed> = if files.len() >= 2 * STAT_CHUNK {
+        let chunks: Vec<Vec<Vec<u8>>> = {
+            let mut v = Vec::new();
+            let mut it = files.into_iter().peekable();
+            while it.peek().is_some() {
+                v.push(it.by_ref().take(STAT_CHUNK).collect());
+            }
+            v
+        };
+        let parts: Vec<Vec<Hashed>> = chunks
+            .into_par_iter()
+            .map(|c| {
+                let mut hits = 0;
+                let r = c
+                    .into_iter()
+                    .map(|n| one(n, &mut hits))
+                    .collect::<Result<Vec<_>>>();
+                index::count_hits(hits);
+                r
+            })
+            .collect::<Result<_>>()?;
+        parts.into_iter().flatten().collect()
+    } else {
+        let mut hits = 0;
+        let r = files
+            .into_iter()
+            .map(|n| one(n, &mut hits))
+            .collect::<Result<Vec<_>>>();
+        index::count_hits(hits);
+        r?
+    };
+    if out.is_empty() {
+        out = hashed;
+    } else {
+        out.extend(hashed);
+    }
+    let subs: Vec<Vec<Hashed>> = dirs
+        .into_par_iter()
+        .map(|(a, r)| hash_walk_dir(root_real, &a, &r, idx))
+        .collect::<Result<_>>()?;
+    for s in subs {
+        out.extend(s);
+    }
+    Ok(out)
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The canonical manifest bytes of sorted `Hashed` entries, in one pre-sized buffer (same bytes
+/// as `Manifest::to_bytes`).
+fn encode_hashed(entries: &[Hashed]) -> Vec<u8> {
+    use std::io::Write;
+    let est: usize = entries.iter().map(|e| e.path.len() + 112).sum();
+    let mut out = Vec::with_capacity(HEADER.len() + est);
+    out.extend_from_slice(HEADER);
+    for e in entries {
+        out.extend_from_slice(b"{\"path\":");
+        write_json_bytes(&mut out, &e.path);
+        out.extend_from_slice(b",\"hash\":\"");
+        let mut hex = [0u8; 64];
+        for (i, b) in e.hash.iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        out.extend_from_slice(&hex);
+        out.extend_from_slice(b"\",\"size\":");
+        let _ = write!(out, "{}", e.size);
+        out.extend_from_slice(if e.exec {
+            b",\"exec\":true"
+        } else {
+            b",\"exec\":false"
+        });
+        if let Some(t) = &e.link {
+            out.extend_from_slice(b",\"link\":");
+            write_json_bytes(&mut out, t);
+        }
+        out.extend_from_slice(b"}\n");
+    }
+    out
+}
+
+fn walk_hash(root: &Path, idx: Option<&Index>) -> Result<(Vec<Hashed>, DirInfo)> {
+    hash::ensure_pool();
+    let root_real = fs::canonicalize(root).at(root)?;
+    let mut v = hash_walk_dir(&root_real, root, b"", idx)?;
+    v.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let bytes = encode_hashed(&v);
+    let info = DirInfo {
+        hash: hash::hex(&blake3::hash(&bytes)),
+        size: v.iter().map(|e| e.size).sum(),
+        nfiles: v.len() as u64,
+    };
+    Ok((v, info))
+}
+
+/// Walk and hash a directory (files through the stat index when given); only the summary.
+pub fn hash_dir_info(root: &Path, idx: Option<&Index>) -> Result<DirInfo> {
+    walk_hash(root, idx).map(|(_, info)| info)
+}
+
 /// Walk and hash a directory (files through the stat index when given).
 pub fn hash_dir(root: &Path, idx: Option<&Index>) -> Result<(Manifest, DirInfo)> {
-    let walked = walk(root)?;
-    let entries: Vec<Entry> = walked
-        .into_par_iter()
-        .map(|w| match w.kind {
-            Kind::Link(t) => Ok(Entry::for_link(w.rel, t)),
-            Kind::File => {
-                let (h, meta) = index::hash_file_with(&w.abs, &w.meta, idx)?;
-                Ok(Entry {
-                    path: w.rel,
-                    hash: h,
-                    size: meta.len(),
-                    exec: is_exec(&meta),
-                    link: None,
-                })
-            }
+    let (v, info) = walk_hash(root, idx)?;
+    let entries = v
+        .into_iter()
+        .map(|e| Entry {
+            path: e.path,
+            hash: hash::hex(&blake3::Hash::from_bytes(e.hash)),
+            size: e.size,
+            exec: e.exec,
+            link: e.link,
         })
-        .collect::<Result<_>>()?;
-    let m = Manifest { entries };
-    let info = m.info();
-    Ok((m, info))
+        .collect();
+    Ok((Manifest { entries }, info))
 }
 
 /// `<cache_dir>/files/<2 hex>/<62 hex>`: where the object named `hash` lives.

@@ -22,7 +22,7 @@ fn backdate(p: &Path) {
 
 #[test]
 fn encode_decode_round_trip_and_corruption() {
-    let mut map = HashMap::new();
+    let mut map = Map::default();
     for i in 0..10u64 {
         map.insert(
             (1, i),

@@ -171,3 +171,26 @@ fn unreadable_dir_error_names_it() {
     fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
     assert!(e.to_string().contains("/a"), "{e}");
 }
+
+#[test]
+fn large_directory_parallel_stat_matches_canonical_bytes_and_index() {
+    // Enough files for the chunked parallel `fstatat` path, plus a link and a subdirectory.
+    let d = tree();
+    let r = d.path();
+    fs::create_dir_all(r.join("big")).unwrap();
+    for i in 0..(2 * STAT_CHUNK + 7) {
+        fs::write(r.join(format!("big/f{i}")), i.to_string()).unwrap();
+    }
+    symlink("top", r.join("ln")).unwrap();
+    let (m, info) = hash_dir(r, None).unwrap();
+    assert_eq!(info.nfiles, 2 * STAT_CHUNK as u64 + 7 + 4);
+    assert_eq!(info.hash, hash::hash_bytes(&m.to_bytes()));
+    assert!(m.entries.windows(2).all(|w| w[0].path < w[1].path));
+    // Through an index (entries racy at first, then hits): same result each time.
+    let state = tempfile::tempdir().unwrap();
+    let idx = Index::load(state.path());
+    assert_eq!(hash_dir_info(r, Some(&idx)).unwrap(), info);
+    idx.save().unwrap();
+    let idx = Index::load(state.path());
+    assert_eq!(hash_dir(r, Some(&idx)).unwrap().1, info);
+}
