@@ -52,6 +52,8 @@ from pathlib import Path
 
 import blake3
 
+from _report import Row, print_table
+
 N_FILES = int(os.environ.get("PIVOT_BENCH_FILES", "100000"))
 N_STAGES = int(os.environ.get("PIVOT_BENCH_STAGES", "200"))
 REPEATS = int(os.environ.get("PIVOT_BENCH_REPEATS", "5"))
@@ -233,7 +235,6 @@ def medians(
 
 
 # (step, pivot s, baseline name, baseline s, max ratio)
-Row = tuple[str, float, str, float, float]
 
 
 def fmt(ts: list[float]) -> str:
@@ -311,22 +312,9 @@ def main() -> int:
         subprocess.run(["chmod", "-R", "u+w", str(work)], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
-    print()
-    print(
-        f"{'step':<30} {'pivot s':>8}  {'baseline':<24} {'base s':>8} {'ratio':>6} "
-        f"{'target':>8}  result"
+    return (
+        1 if print_table(rows, "medians; ratio = pivot time / baseline time", step_width=30) else 0
     )
-    failed = 0
-    for name, t, bname, bt, target in rows:
-        ratio = t / bt
-        ok = ratio <= target
-        failed += not ok
-        print(
-            f"{name:<30} {t:8.3f}  {bname:<24} {bt:8.3f} {ratio:6.2f} "
-            f"{'<= ' + format(target, '.1f'):>8}  {'PASS' if ok else 'FAIL'}"
-        )
-    print("\nmedians; ratio = pivot time / baseline time")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

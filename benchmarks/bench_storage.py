@@ -23,6 +23,7 @@ from pathlib import Path
 
 import blake3
 
+from _report import Row, print_table
 from pivot import _native
 
 N_FILES = int(os.environ.get("PIVOT_BENCH_FILES", "100000"))
@@ -144,7 +145,6 @@ def pypi_big(paths: list[str]) -> None:
 
 
 # (step, pivot seconds, baseline name, baseline seconds, max ratio)
-Row = tuple[str, float, str, float, float]
 
 
 def main() -> int:
@@ -235,21 +235,15 @@ def main() -> int:
         subprocess.run(["chmod", "-R", "u+w", str(work)], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
-    print()
-    print(
-        f"{'step':<24} {'pivot s':>9}  {'baseline':<26} {'base s':>8} {'ratio':>6} {'target':>8}  result"
-    )
-    failed = 0
-    for name, t, bname, bt, target in rows:
-        ratio = t / bt
-        ok = ratio <= target
-        failed += not ok
-        print(
-            f"{name:<24} {t:9.3f}  {bname:<26} {bt:8.3f} {ratio:6.2f} {'<= ' + format(target, '.2f'):>8}"
-            f"  {'PASS' if ok else 'FAIL'}"
+    return (
+        1
+        if print_table(
+            rows,
+            "ratio = pivot time / baseline time (hashing target <= 1.11 == throughput >= 0.9x)",
+            step_width=24,
         )
-    print("\nratio = pivot time / baseline time (hashing target <= 1.11 == throughput >= 0.9x)")
-    return 1 if failed else 0
+        else 0
+    )
 
 
 if __name__ == "__main__":
