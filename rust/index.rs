@@ -19,7 +19,7 @@ use std::fs::{self, File, Metadata, OpenOptions};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
@@ -154,8 +154,17 @@ impl Index {
     }
 
     /// Load the index under `<state_dir>/index/`; never fails (a bad index starts empty).
+    /// While saves are deferred, the view includes this process's unsaved entries.
     pub fn load(state_dir: &Path) -> Index {
         let dir = state_dir.join("index");
+        if let Some(d) = deferred().lock().unwrap().get(&dir) {
+            return Index {
+                base: d.view.clone(),
+                dir,
+                pending: Mutex::new(Vec::new()),
+                warning: None,
+            };
+        }
         let (base, warning) = load_snapshot(&Index::file(&dir));
         if let Some(w) = &warning {
             INDEX_REBUILT.fetch_add(1, Ordering::Relaxed);
@@ -227,43 +236,110 @@ impl Index {
     }
 
     /// Merge new entries into the on-disk index under the lock. Nothing to do → no write.
+    /// While saves are deferred (`defer_saves`), the entries are kept for `flush_deferred`.
     pub fn save(&self) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap());
         if pending.is_empty() && self.warning.is_none() {
             return Ok(());
         }
-        fs::create_dir_all(&self.dir).at(&self.dir)?;
-        let lock_path = self.dir.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .at(&lock_path)?;
-        flock(&lock, &lock_path)?;
-        let file = Index::file(&self.dir);
-        // Re-read under the lock: another process may have saved since we loaded.
-        let (current, _) = load_snapshot(&file);
-        let mut map = Arc::try_unwrap(current).unwrap_or_else(|a| (*a).clone());
-        for (k, r) in pending {
-            match map.get(&k) {
-                Some(old) if old.recorded_ns > r.recorded_ns => {}
-                _ => {
-                    map.insert(k, r);
-                }
+        if DEFER.load(Ordering::SeqCst) {
+            self.defer(pending);
+            return Ok(());
+        }
+        write_merged(&self.dir, pending)
+    }
+
+    /// Keep `pending` for `flush_deferred`; later loads in this process see it.
+    fn defer(&self, pending: Vec<(Key, Rec)>) {
+        let mut all = deferred().lock().unwrap();
+        let d = all.entry(self.dir.clone()).or_insert_with(|| Deferred {
+            view: self.base.clone(),
+            pending: Vec::new(),
+        });
+        let view = Arc::make_mut(&mut d.view);
+        for (k, r) in &pending {
+            view.insert(*k, *r);
+        }
+        d.pending.extend(pending);
+    }
+}
+
+/// Saves deferred to the end of the command: one index write per command instead of one per
+/// hashing call (a 200-stage no-op made 200 fsynced writes of the whole index). The index is
+/// disposable, so entries lost to a crash before the flush only cost a re-hash.
+static DEFER: AtomicBool = AtomicBool::new(false);
+
+struct Deferred {
+    /// The loaded snapshot plus this process's unsaved entries, seen by later loads.
+    view: Snapshot,
+    pending: Vec<(Key, Rec)>,
+}
+
+fn deferred() -> &'static Mutex<HashMap<PathBuf, Deferred>> {
+    static D: OnceLock<Mutex<HashMap<PathBuf, Deferred>>> = OnceLock::new();
+    D.get_or_init(Default::default)
+}
+
+/// Start (or stop, after flushing) deferring index saves in this process.
+pub fn defer_saves(on: bool) -> Result<()> {
+    if on {
+        DEFER.store(true, Ordering::SeqCst);
+        Ok(())
+    } else {
+        let r = flush_deferred();
+        DEFER.store(false, Ordering::SeqCst);
+        r
+    }
+}
+
+/// Write every deferred entry (merged under each index's lock). The first error is returned
+/// after all indexes were tried.
+pub fn flush_deferred() -> Result<()> {
+    let all = std::mem::take(&mut *deferred().lock().unwrap());
+    let mut first = Ok(());
+    for (dir, d) in all {
+        if let Err(e) = write_merged(&dir, d.pending) {
+            if first.is_ok() {
+                first = Err(e);
             }
         }
-        let bytes = encode(&map);
-        atomic::write_atomic(&file, &bytes, Some("index_write"))?;
-        if let Ok(m) = fs::metadata(&file) {
-            let sig = (m.dev(), m.ino(), mtime_ns(&m), m.len());
-            snapshot_cache()
-                .lock()
-                .unwrap()
-                .insert(file, (sig, Arc::new(map)));
-        }
-        Ok(()) // the lock is released when `lock` is dropped
     }
+    first
+}
+
+/// Merge `pending` into the on-disk index in `dir` under its lock and write it atomically.
+fn write_merged(dir: &Path, pending: Vec<(Key, Rec)>) -> Result<()> {
+    fs::create_dir_all(dir).at(dir)?;
+    let lock_path = dir.join("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .at(&lock_path)?;
+    flock(&lock, &lock_path)?;
+    let file = Index::file(dir);
+    // Re-read under the lock: another process may have saved since we loaded.
+    let (current, _) = load_snapshot(&file);
+    let mut map = Arc::try_unwrap(current).unwrap_or_else(|a| (*a).clone());
+    for (k, r) in pending {
+        match map.get(&k) {
+            Some(old) if old.recorded_ns > r.recorded_ns => {}
+            _ => {
+                map.insert(k, r);
+            }
+        }
+    }
+    let bytes = encode(&map);
+    atomic::write_atomic(&file, &bytes, Some("index_write"))?;
+    if let Ok(m) = fs::metadata(&file) {
+        let sig = (m.dev(), m.ino(), mtime_ns(&m), m.len());
+        snapshot_cache()
+            .lock()
+            .unwrap()
+            .insert(file, (sig, Arc::new(map)));
+    }
+    Ok(()) // the lock is released when `lock` is dropped
 }
 
 fn flock(f: &File, path: &Path) -> Result<()> {

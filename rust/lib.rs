@@ -147,6 +147,12 @@ mod core_api {
         atomic::kill_point(name)
     }
 
+    /// Defer stat-index saves to one write per index (`on=False` flushes and stops deferring).
+    #[pyfunction]
+    pub fn index_defer_saves(py: Python<'_>, on: bool) -> PyResult<()> {
+        py.detach(|| index::defer_saves(on)).map_err(to_pyerr)
+    }
+
     /// Process-wide counters (files read, index hits...) for tests.
     #[pyfunction]
     pub fn _debug_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
@@ -171,6 +177,7 @@ mod core_api {
         m.add_function(wrap_pyfunction!(write_atomic, m)?)?;
         m.add_function(wrap_pyfunction!(kill_point, m)?)?;
         m.add_function(wrap_pyfunction!(_debug_stats, m)?)?;
+        m.add_function(wrap_pyfunction!(index_defer_saves, m)?)?;
         Ok(())
     }
 }

@@ -114,3 +114,42 @@ fn hash_path_dir_matches_manifest() {
     assert_eq!(many[0], a);
     assert_eq!(many[1].hash, hash::hash_bytes(b"22"));
 }
+
+#[test]
+fn deferred_entries_are_visible_in_process_and_written_by_the_flush() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    fs::write(&a, b"one").unwrap();
+    fs::write(&b, b"two").unwrap();
+    hash_path(&a, Some(&state)).unwrap(); // saved at once: deferral is off
+    let file = Index::file(&state.join("index"));
+    let before = fs::read(&file).unwrap();
+
+    let idx = Index::load(&state);
+    let m = fs::metadata(&b).unwrap();
+    idx.record(&m, now_ns(), &blake3::hash(b"two"));
+    idx.defer(std::mem::take(&mut *idx.pending.lock().unwrap()));
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        before,
+        "deferred: nothing written yet"
+    );
+    assert_eq!(
+        Index::load(&state).len(),
+        2,
+        "a later load sees the deferred entry"
+    );
+
+    flush_deferred().unwrap();
+    assert!(!deferred()
+        .lock()
+        .unwrap()
+        .contains_key(&state.join("index")));
+    let data = fs::read(&file).unwrap();
+    assert_eq!(
+        decode(&data).unwrap().len(),
+        2,
+        "the flush merged it into the file"
+    );
+}

@@ -129,6 +129,10 @@ class LazyGroup(click.Group):
         # The one error boundary: every command's PivotError, unexpected exception or Ctrl-C
         # becomes one stderr line and an exit code. click's own exceptions (usage errors,
         # --help, ctx.exit) pass through to click, which prints them and exits 2/0/n.
+        from pivot import _native
+
+        # One stat-index write at the end of the command rather than one per hashing call.
+        _native.index_defer_saves(True)
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -142,6 +146,11 @@ class LazyGroup(click.Group):
             ctx.exit(1)
         except Exception as exc:
             ctx.exit(_report(ctx, exc))
+        finally:
+            try:
+                _native.index_defer_saves(False)
+            except (OSError, PivotError) as exc:  # the index only saves time: never fail on it
+                logging.getLogger("pivot").debug("could not save the stat index: %s", exc)
 
 
 def _silence_stdout() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pivot.exceptions import ConfigError, ParamsError, StageDefinitionError
+from pivot.pipeline import params_state
 
 if TYPE_CHECKING:
     # pydantic is imported lazily: pipelines without StageParams never load it.
@@ -14,31 +16,39 @@ if TYPE_CHECKING:
 
 PARAMS_FILE = "params.yaml"
 
-# params.yaml is read once per (path, size, mtime, ctime): registration of many stages is cheap.
-_params_file_cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+# params.yaml is read once per (path, size, mtime, ctime, inode, device) in a process, and its
+# parsed form is kept in `.pivot/state/params.json` under the same key, so that a no-op run
+# need not import PyYAML (~45 ms) at all.
+_params_file_cache: dict[Path, tuple[tuple[int, ...], dict[str, Any]]] = {}
 
 
 def read_params_file(project_root: Path) -> dict[str, Any]:
     """The parsed `params.yaml` at the project root ({} when absent)."""
     path = project_root / PARAMS_FILE
+    now = time.time_ns()
     try:
         st = path.stat()
     except FileNotFoundError:
         return {}
-    key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
     cached = _params_file_cache.get(path)
     if cached is not None and cached[0] == key:
         return cached[1]
-    from pivot import yamlsafe  # only when there is a file: YAML is costly to import
-
-    data = yamlsafe.load_yaml(path)
+    state = project_root / ".pivot" / "state"
+    data = params_state.load(state, key)
     if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of stage name -> params")
-    for stage, section in data.items():
-        if section is not None and not isinstance(section, dict):
-            raise ConfigError(f"{path}: params for stage {stage!r} must be a mapping")
+        from pivot import yamlsafe  # only when there is a file: YAML is costly to import
+
+        data = yamlsafe.load_yaml(path)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of stage name -> params")
+        for stage, section in data.items():
+            if section is not None and not isinstance(section, dict):
+                raise ConfigError(f"{path}: params for stage {stage!r} must be a mapping")
+        if max(st.st_mtime_ns, st.st_ctime_ns) < now - params_state.RACY_NS:
+            params_state.save(state, key, data)
     _params_file_cache[path] = (key, data)
     return data
 
