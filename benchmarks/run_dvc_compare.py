@@ -749,7 +749,7 @@ def main() -> int:
         )
         base = scratch.mountpoint / "w" if scratch else workdir / wl.name
         try:
-            lim = limits(r, wl, base, reps, say)
+            lim = limits(r, wl, base, max(reps, sizes["INNER"]), say)
             hl = args.hardlink_workloads.split(",")
             res = {
                 t.name: run_tool(r, t, wl, base, reps, sizes["INNER"], say)
