@@ -12,7 +12,9 @@
 //! timestamp tick as that stat would otherwise leave size/mtime/ctime unchanged. 2 s covers the
 //! kernel's coarse timestamp clock (≤ 10 ms), 2 s-granular filesystems (FAT/exFAT) and modest
 //! client/server clock skew on network filesystems; the cost is one extra hash of files written
-//! in the last 2 s.
+//! in the last 2 s. Files on the state directory's own filesystem, when that is a local one with
+//! fine timestamps (ext4, XFS, btrfs, tmpfs, F2FS, ZFS), get 100 ms instead: there only the
+//! coarse clock matters, and a commit right after a stage need not re-read what it just hashed.
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -30,6 +32,10 @@ use crate::hash;
 use crate::manifest;
 
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
+/// The window on a local filesystem with fine-grained timestamps (see `local_fs_dev`): mtimes
+/// come from the kernel's coarse clock, at most one jiffy (≤ 10 ms) behind, so a file whose
+/// mtime is 100 ms older than our stat cannot be rewritten without the mtime moving.
+pub const LOCAL_RACY_WINDOW_NS: i64 = 100_000_000;
 const MAGIC: &[u8; 8] = b"PVTSTAT\0";
 const VERSION: u32 = 1;
 const HEADER_LEN: usize = 24;
@@ -142,6 +148,9 @@ fn snapshot_cache() -> &'static Mutex<HashMap<PathBuf, (Sig, Snapshot)>> {
 
 pub struct Index {
     dir: PathBuf,
+    /// Device of the state directory when it is a local filesystem with fine timestamps: files
+    /// on it get `LOCAL_RACY_WINDOW_NS`, everything else `RACY_WINDOW_NS`.
+    local_dev: Option<u64>,
     base: Snapshot,
     pending: Mutex<Vec<(Key, Rec)>>,
     /// Set when the on-disk index was unusable and is being rebuilt.
@@ -157,9 +166,11 @@ impl Index {
     /// While saves are deferred, the view includes this process's unsaved entries.
     pub fn load(state_dir: &Path) -> Index {
         let dir = state_dir.join("index");
+        let local_dev = local_fs_dev(state_dir);
         if let Some(d) = deferred().lock().unwrap().get(&dir) {
             return Index {
                 base: d.view.clone(),
+                local_dev,
                 dir,
                 pending: Mutex::new(Vec::new()),
                 warning: None,
@@ -172,9 +183,20 @@ impl Index {
         }
         Index {
             dir,
+            local_dev,
             base,
             pending: Mutex::new(Vec::new()),
             warning,
+        }
+    }
+
+    /// The racily-clean window for a file on device `dev`.
+    #[inline]
+    fn window(&self, dev: u64) -> i64 {
+        if self.local_dev == Some(dev) {
+            LOCAL_RACY_WINDOW_NS
+        } else {
+            RACY_WINDOW_NS
         }
     }
 
@@ -191,7 +213,7 @@ impl Index {
         let r = self.base.get(&key(m))?;
         let (mt, ct) = (mtime_ns(m), ctime_ns(m));
         let fresh = r.size == m.len() && r.mtime_ns == mt && r.ctime_ns == ct;
-        let racy = mt.max(ct) >= r.recorded_ns - RACY_WINDOW_NS;
+        let racy = mt.max(ct) >= r.recorded_ns - self.window(m.dev());
         (fresh && !racy).then(|| hash::hex(&blake3::Hash::from_bytes(r.hash)))
     }
 
@@ -202,7 +224,7 @@ impl Index {
         let mt = st.st_mtime * 1_000_000_000 + st.st_mtime_nsec;
         let ct = st.st_ctime * 1_000_000_000 + st.st_ctime_nsec;
         let fresh = r.size == st.st_size as u64 && r.mtime_ns == mt && r.ctime_ns == ct;
-        let racy = mt.max(ct) >= r.recorded_ns - RACY_WINDOW_NS;
+        let racy = mt.max(ct) >= r.recorded_ns - self.window(st.st_dev);
         (fresh && !racy).then_some(r.hash)
     }
 
@@ -217,7 +239,7 @@ impl Index {
     pub fn lookup_object(&self, m: &Metadata) -> Option<String> {
         let r = self.base.get(&key(m))?;
         let mt = mtime_ns(m);
-        let ok = r.size == m.len() && r.mtime_ns == mt && mt < r.recorded_ns - RACY_WINDOW_NS;
+        let ok = r.size == m.len() && r.mtime_ns == mt && mt < r.recorded_ns - self.window(m.dev());
         ok.then(|| hash::hex(&blake3::Hash::from_bytes(r.hash)))
     }
 
@@ -262,6 +284,36 @@ impl Index {
         }
         d.pending.extend(pending);
     }
+}
+
+/// The device of `path` (or its nearest existing ancestor) if it is a local filesystem whose
+/// timestamps are finer than the racy window: ext4, XFS, btrfs, tmpfs, F2FS, ZFS. Network and
+/// FUSE filesystems (server clocks), FAT/exFAT (2 s mtimes) and anything unknown keep 2 s.
+fn local_fs_dev(path: &Path) -> Option<u64> {
+    const LOCAL: [i64; 6] = [
+        0xEF53,      // ext2/3/4
+        0x5846_5342, // XFS
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0xF2F5_2010, // F2FS
+        0x2FC1_2FC1, // ZFS
+    ];
+    let mut p = path;
+    let meta = loop {
+        match fs::metadata(p) {
+            Ok(m) => break m,
+            Err(_) => p = p.parent()?,
+        }
+    };
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statfs into a zeroed struct with a valid NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between libc targets
+    let t = st.f_type as i64;
+    LOCAL.contains(&t).then(|| meta.dev())
 }
 
 /// Saves deferred to the end of the command: one index write per command instead of one per

@@ -66,6 +66,7 @@ fn racy_entries_are_not_trusted_and_fresh_ones_are() {
     );
     let trusted = Index {
         dir: idx.dir.clone(),
+        local_dev: None,
         base: Arc::new(map),
         pending: Mutex::new(vec![]),
         warning: None,
@@ -152,4 +153,44 @@ fn deferred_entries_are_visible_in_process_and_written_by_the_flush() {
         2,
         "the flush merged it into the file"
     );
+}
+
+#[test]
+fn local_filesystems_get_the_short_racy_window() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("f");
+    fs::write(&f, b"abc").unwrap();
+    let state = d.path().join("state"); // not created yet: its parent decides
+    let idx = Index::load(&state);
+    let m = fs::metadata(&f).unwrap();
+    // The temp dir is ext4, tmpfs or similar on every machine these tests run on.
+    assert_eq!(idx.local_dev, Some(m.dev()));
+    let ct = m.ctime() * 1_000_000_000 + m.ctime_nsec();
+    let at = |recorded_ns: i64| {
+        let mut map = Map::default();
+        map.insert(
+            key(&m),
+            Rec {
+                size: m.len(),
+                mtime_ns: mtime_ns(&m),
+                ctime_ns: ctime_ns(&m),
+                recorded_ns,
+                hash: [7; 32],
+            },
+        );
+        Index {
+            base: Arc::new(map),
+            ..Index::load(&state)
+        }
+    };
+    assert!(
+        at(ct + LOCAL_RACY_WINDOW_NS / 2).lookup(&m).is_none(),
+        "within 100 ms: racy"
+    );
+    assert!(at(ct + 2 * LOCAL_RACY_WINDOW_NS).lookup(&m).is_some());
+    let far = Index {
+        local_dev: None,
+        ..at(ct + 2 * LOCAL_RACY_WINDOW_NS)
+    };
+    assert!(far.lookup(&m).is_none(), "another filesystem keeps 2 s");
 }

@@ -83,11 +83,15 @@ def test_unchanged_tree_is_not_read_again_and_edits_are_seen(tmp_path: Path) -> 
 def test_racily_clean_entry_is_rehashed_until_old_enough(tmp_path: Path) -> None:
     f, state = tmp_path / "f", tmp_path / "state"
     f.write_bytes(b"abc")
+    # An mtime in the future is racy whatever the window and however slow this machine is.
+    future = time.time_ns() + 3_600 * 10**9
+    os.utime(f, ns=(future, future))
     _native.hash_path(str(f), str(state))
     before = _reads()
     _native.hash_path(str(f), str(state))
-    assert _reads() == before + 1, "an entry recorded right after a write must not be trusted"
-    time.sleep(RACY_WINDOW_S + 0.2)
+    assert _reads() == before + 1, "an entry racily clean when recorded must not be trusted"
+    os.utime(f, ns=(future - 7_200 * 10**9, future - 7_200 * 10**9))  # an hour ago
+    time.sleep(RACY_WINDOW_S + 0.2)  # and the ctime that utime just moved
     _native.hash_path(str(f), str(state))  # now recorded long after the last change
     before = _reads()
     _native.hash_path(str(f), str(state))

@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,8 @@ def save(state_dir: Path, key: tuple[int, ...], data: dict[str, Any]) -> None:
     if not _plain(data):
         return
     text = json.dumps({"version": _VERSION, "stat": list(key), "data": data})
+    import tempfile  # only when params changed: a no-op never writes (tempfile costs ~10 ms)
+
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".params.", suffix=".tmp", dir=state_dir)
