@@ -7,9 +7,14 @@
 //! Writers re-read the file under the lock and merge, so concurrent processes only lose time,
 //! never correctness. Readers take no lock: the file is only ever replaced by rename.
 //!
-//! Racily clean: an entry is trusted only if the file's mtime and ctime are more than
-//! `RACY_WINDOW_NS` older than the moment its stat was taken. A write landing in the same
-//! timestamp tick as that stat would otherwise leave size/mtime/ctime unchanged. 2 s covers the
+//! Racily clean: an entry is trusted only if the file's mtime is more than `RACY_WINDOW_NS`
+//! older than the moment its stat was taken. A write landing in the same timestamp tick as that
+//! stat would otherwise leave size and mtime unchanged. The ctime must still match exactly, but
+//! is not part of the racy test (as in git): pivot's own link and chmod of a file it has just
+//! cached move the ctime right before the recorded stat, which would make every entry an insert
+//! records untrusted, and the next `status` of a 1,000,000-file output re-read all of it. What
+//! that leaves open is a same-size write whose mtime is set back with utime(2) within the same
+//! clock tick (≤ 10 ms) after pivot's stat. 2 s covers the
 //! kernel's coarse timestamp clock (≤ 10 ms), 2 s-granular filesystems (FAT/exFAT) and modest
 //! client/server clock skew on network filesystems; the cost is one extra hash of files written
 //! in the last 2 s. Files on the state directory's own filesystem, when that is a local one with
@@ -152,6 +157,8 @@ pub struct Index {
     /// on it get `LOCAL_RACY_WINDOW_NS`, everything else `RACY_WINDOW_NS`.
     local_dev: Option<u64>,
     base: Snapshot,
+    /// This process's deferred entries (see `defer_saves`), consulted before `base`.
+    overlay: Option<Arc<Map>>,
     pending: Mutex<Vec<(Key, Rec)>>,
     /// Set when the on-disk index was unusable and is being rebuilt.
     pub warning: Option<String>,
@@ -169,7 +176,8 @@ impl Index {
         let local_dev = local_fs_dev(state_dir);
         if let Some(d) = deferred().lock().unwrap().get(&dir) {
             return Index {
-                base: d.view.clone(),
+                base: d.base.clone(),
+                overlay: Some(d.overlay.clone()),
                 local_dev,
                 dir,
                 pending: Mutex::new(Vec::new()),
@@ -185,8 +193,17 @@ impl Index {
             dir,
             local_dev,
             base,
+            overlay: None,
             pending: Mutex::new(Vec::new()),
             warning,
+        }
+    }
+
+    #[inline]
+    fn get(&self, k: &Key) -> Option<&Rec> {
+        match &self.overlay {
+            Some(o) => o.get(k).or_else(|| self.base.get(k)),
+            None => self.base.get(k),
         }
     }
 
@@ -201,30 +218,33 @@ impl Index {
     }
 
     pub fn len(&self) -> usize {
-        self.base.len()
+        let extra = self.overlay.as_ref().map_or(0, |o| {
+            o.keys().filter(|k| !self.base.contains_key(k)).count()
+        });
+        self.base.len() + extra
     }
 
     pub fn is_empty(&self) -> bool {
-        self.base.is_empty()
+        self.len() == 0
     }
 
     /// The hash recorded for a file with this (l)stat, if the entry is still trustworthy.
     pub fn lookup(&self, m: &Metadata) -> Option<String> {
-        let r = self.base.get(&key(m))?;
+        let r = self.get(&key(m))?;
         let (mt, ct) = (mtime_ns(m), ctime_ns(m));
         let fresh = r.size == m.len() && r.mtime_ns == mt && r.ctime_ns == ct;
-        let racy = mt.max(ct) >= r.recorded_ns - self.window(m.dev());
+        let racy = mt >= r.recorded_ns - self.window(m.dev());
         (fresh && !racy).then(|| hash::hex(&blake3::Hash::from_bytes(r.hash)))
     }
 
     /// `lookup` from raw `lstat` fields, giving the hash bytes (the directory walk's fast path).
     #[inline]
     pub fn lookup_raw(&self, st: &libc::stat) -> Option<[u8; 32]> {
-        let r = self.base.get(&(st.st_dev, st.st_ino))?;
+        let r = self.get(&(st.st_dev, st.st_ino))?;
         let mt = st.st_mtime * 1_000_000_000 + st.st_mtime_nsec;
         let ct = st.st_ctime * 1_000_000_000 + st.st_ctime_nsec;
         let fresh = r.size == st.st_size as u64 && r.mtime_ns == mt && r.ctime_ns == ct;
-        let racy = mt.max(ct) >= r.recorded_ns - self.window(st.st_dev);
+        let racy = mt >= r.recorded_ns - self.window(st.st_dev);
         (fresh && !racy).then_some(r.hash)
     }
 
@@ -237,7 +257,7 @@ impl Index {
     /// mtime is then set back with utime(2), and silent media bit-rot, are not (that is what
     /// `pivot verify --cache` is for).
     pub fn lookup_object(&self, m: &Metadata) -> Option<String> {
-        let r = self.base.get(&key(m))?;
+        let r = self.get(&key(m))?;
         let mt = mtime_ns(m);
         let ok = r.size == m.len() && r.mtime_ns == mt && mt < r.recorded_ns - self.window(m.dev());
         ok.then(|| hash::hex(&blake3::Hash::from_bytes(r.hash)))
@@ -252,7 +272,7 @@ impl Index {
             recorded_ns,
             hash: *h.as_bytes(),
         };
-        if self.base.get(&key(m)) != Some(&rec) {
+        if self.get(&key(m)) != Some(&rec) {
             self.pending.lock().unwrap().push((key(m), rec));
         }
     }
@@ -275,14 +295,14 @@ impl Index {
     fn defer(&self, pending: Vec<(Key, Rec)>) {
         let mut all = deferred().lock().unwrap();
         let d = all.entry(self.dir.clone()).or_insert_with(|| Deferred {
-            view: self.base.clone(),
-            pending: Vec::new(),
+            base: self.base.clone(),
+            overlay: Arc::default(),
         });
-        let view = Arc::make_mut(&mut d.view);
-        for (k, r) in &pending {
-            view.insert(*k, *r);
+        // Copied only if an Index loaded earlier still holds this overlay (rare, and small).
+        let overlay = Arc::make_mut(&mut d.overlay);
+        for (k, r) in pending {
+            overlay.insert(k, r);
         }
-        d.pending.extend(pending);
     }
 }
 
@@ -322,9 +342,10 @@ fn local_fs_dev(path: &Path) -> Option<u64> {
 static DEFER: AtomicBool = AtomicBool::new(false);
 
 struct Deferred {
-    /// The loaded snapshot plus this process's unsaved entries, seen by later loads.
-    view: Snapshot,
-    pending: Vec<(Key, Rec)>,
+    /// The snapshot loaded before deferring started (shared, never copied).
+    base: Snapshot,
+    /// This process's unsaved entries (later loads see them through `Index::overlay`).
+    overlay: Arc<Map>,
 }
 
 fn deferred() -> &'static Mutex<HashMap<PathBuf, Deferred>> {
@@ -350,7 +371,13 @@ pub fn flush_deferred() -> Result<()> {
     let all = std::mem::take(&mut *deferred().lock().unwrap());
     let mut first = Ok(());
     for (dir, d) in all {
-        if let Err(e) = write_merged(&dir, d.pending) {
+        // Release the snapshot before merging, so the merge can take it over without a copy.
+        drop(d.base);
+        let pending: Vec<(Key, Rec)> = Arc::try_unwrap(d.overlay)
+            .unwrap_or_else(|a| (*a).clone())
+            .into_iter()
+            .collect();
+        if let Err(e) = write_merged(&dir, pending) {
             if first.is_ok() {
                 first = Err(e);
             }
@@ -372,7 +399,10 @@ fn write_merged(dir: &Path, pending: Vec<(Key, Rec)>) -> Result<()> {
     flock(&lock, &lock_path)?;
     let file = Index::file(dir);
     // Re-read under the lock: another process may have saved since we loaded.
+    // Taken out of the in-process cache so that, when no Index holds it any more, it is merged
+    // without a copy (a 1,000,000-file index is ~85 MB per copy).
     let (current, _) = load_snapshot(&file);
+    snapshot_cache().lock().unwrap().remove(&file);
     let mut map = Arc::try_unwrap(current).unwrap_or_else(|a| (*a).clone());
     for (k, r) in pending {
         match map.get(&k) {

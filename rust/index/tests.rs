@@ -67,6 +67,7 @@ fn racy_entries_are_not_trusted_and_fresh_ones_are() {
     let trusted = Index {
         dir: idx.dir.clone(),
         local_dev: None,
+        overlay: None,
         base: Arc::new(map),
         pending: Mutex::new(vec![]),
         warning: None,
