@@ -369,11 +369,17 @@ fn check_linked(
     idx: Option<&Index>,
 ) -> Result<()> {
     // Stat after linking: a write before this moved mtime; one after it is a workspace edit.
+    let recorded = index::now_ns();
     let seen = fs::symlink_metadata(dst).at(dst)?;
     if size.is_some_and(|s| s != seen.len()) {
         return Err(corrupt(obj, hash));
     }
     if trusted(idx, &seen, hash) {
+        // The link moved the shared inode's ctime: record the stat it has now, so that the
+        // next `status` trusts the restored file instead of reading it.
+        if let (Some(i), Ok(h)) = (idx, blake3::Hash::from_hex(hash)) {
+            i.record(&seen, recorded, &h);
+        }
         return Ok(());
     }
     let (m, recorded, h) = read_verified(obj, hash, dst)?;

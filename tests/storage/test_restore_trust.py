@@ -63,6 +63,9 @@ def test_hardlink_restore_after_insert_reads_nothing(
     assert n == 0
     assert _stats()["index_hits"] - hits == N
     assert listing(project / "r1") == want
+    # The restore recorded the links' new stat (linking moved the ctime): hashing the restored
+    # tree, as the next `status` does, reads nothing either.
+    assert _files_read_during(lambda: cache.hash(project / "r1")) == 0
     # Replacing the restored tree unlinks its hard links (object ctime moves): still trusted.
     n = _files_read_during(lambda: cache.restore(info, project / "r1", ["hardlink"]))
     assert n == 0
