@@ -77,3 +77,11 @@ def test_data_json_cannot_carry_and_corrupt_state_fall_back_to_yaml(tmp_path: Pa
     assert state.exists()
     state.write_text('{"version": 1, "stat": [')
     assert read_in_new_process(project) == ({"train": {"lr": 0.1}}, True)
+
+
+def test_outside_a_pivot_project_nothing_is_created(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("train:\n  lr: 0.1\n")
+    settle()
+    params_mod._params_file_cache.clear()
+    assert params_mod.read_params_file(tmp_path) == {"train": {"lr": 0.1}}
+    assert not (tmp_path / ".pivot").exists()

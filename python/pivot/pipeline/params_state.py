@@ -37,13 +37,13 @@ def load(state_dir: Path, key: tuple[int, ...]) -> dict[str, Any] | None:
 
 def save(state_dir: Path, key: tuple[int, ...], data: dict[str, Any]) -> None:
     """Remember `data` for stat `key` (best effort: never raises)."""
-    if not _plain(data):
-        return
+    if not _plain(data) or not state_dir.parent.is_dir():
+        return  # not JSON-exact, or not a pivot project (no `.pivot/`): nothing to create
     text = json.dumps({"version": _VERSION, "stat": list(key), "data": data})
     import tempfile  # only when params changed: a no-op never writes (tempfile costs ~10 ms)
 
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".params.", suffix=".tmp", dir=state_dir)
     except OSError:
         return
