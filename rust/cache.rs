@@ -343,23 +343,8 @@ impl Inserter<'_> {
             ),
             None => {
                 let mut f = File::open(src).at(src)?;
-                let before = f.metadata().at(src)?;
-                // Without ctime: another hard link of this inode in the same tree may have
-                // been linked or chmod-ed by another thread since the walk.
-                if !same_stat(seen, &before, false) {
-                    return Err(changed(src));
-                }
-                test_pause();
-                let h = match hash::hash_open_file(&mut f, before.len()) {
-                    Ok(h) => h,
-                    Err(e) if hash::is_truncated(&e) => return Err(changed(src)),
-                    Err(e) => return Err(Error::io(src, e)),
-                };
-                crate::index::count_read(before.len());
-                let after = f.metadata().at(src)?;
-                if !same_stat(&before, &after, true) {
-                    return Err(changed(src));
-                }
+                let (h, after) = hash_unchanged(&mut f, seen).map_err(|e| e.into_error(src))?;
+                crate::index::count_read(after.len());
                 (h, after)
             }
         };
@@ -555,19 +540,9 @@ impl Inserter<'_> {
         tmp: &Path,
     ) -> std::result::Result<Temp, TempErr> {
         fs::hard_link(src, tmp)?;
-        // From here the temp is the source inode; link() moved its ctime, so compare the
-        // walk's stat without ctime, then the stats around the hash with it.
+        // From here the temp is the source inode.
         let mut f = File::open(tmp)?;
-        let before = f.metadata()?;
-        if !same_stat(seen, &before, false) {
-            return Err(TempErr::Changed);
-        }
-        test_pause();
-        let h = hash::hash_open_file(&mut f, before.len())?;
-        let after = f.metadata()?;
-        if !same_stat(&before, &after, true) {
-            return Err(TempErr::Changed);
-        }
+        let (h, after) = hash_unchanged(&mut f, seen)?;
         if after.permissions().mode() & 0o7777 != OBJECT_MODE {
             // The workspace file is the object: it becomes read-only too (expected).
             f.set_permissions(fs::Permissions::from_mode(OBJECT_MODE))?;
@@ -575,11 +550,32 @@ impl Inserter<'_> {
         Ok(Temp {
             path: tmp.into(),
             hash: h,
-            size: before.len(),
+            size: after.len(),
             mode: LinkMode::Hardlink,
-            before,
+            before: after,
         })
     }
+}
+
+/// Hash the open file the walk saw as `seen`. `Changed` if it is another file or changed while
+/// being read. ctime is compared only around the read: a link (ours, or another thread's for a
+/// second hard link of the same inode) may have moved it since the walk. Returns the hash and
+/// the stat after the read (equal to the one before, ctime included).
+fn hash_unchanged(
+    f: &mut File,
+    seen: &Metadata,
+) -> std::result::Result<(blake3::Hash, Metadata), TempErr> {
+    let before = f.metadata()?;
+    if !same_stat(seen, &before, false) {
+        return Err(TempErr::Changed);
+    }
+    test_pause();
+    let h = hash::hash_open_file(f, before.len())?;
+    let after = f.metadata()?;
+    if !same_stat(&before, &after, true) {
+        return Err(TempErr::Changed);
+    }
+    Ok((h, after))
 }
 
 /// Errors while building a temp: io (may trigger a link-mode fallback) or "source changed".
@@ -719,12 +715,8 @@ pub fn insert(
         return Err(Error::manifest(&path, "not a regular file or directory"));
     };
     if let Some(i) = &idx {
-        if let Err(e) = i.save() {
-            // The index is an optimisation; the insert itself succeeded.
-            if std::env::var_os("PIVOT_VERBOSE").is_some() {
-                eprintln!("pivot: warning: could not save the stat index: {e}");
-            }
-        }
+        // The index is an optimisation; the insert itself succeeded.
+        crate::index::save_quietly(i);
     }
     Ok(info)
 }
