@@ -165,13 +165,6 @@ pub fn remove_tree(p: &Path) -> io::Result<()> {
     }
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 fn same_stat(a: &Metadata, b: &Metadata, with_ctime: bool) -> bool {
     a.dev() == b.dev()
         && a.ino() == b.ino()
@@ -277,7 +270,7 @@ impl Inserter<'_> {
                 return Ok((h, size, false));
             }
         }
-        let recorded = now_ns();
+        let recorded = crate::index::stamp(self.idx);
         let t = self.make_temp(src, seen, exec)?;
         let mut guard = TempGuard(Some(t.path.clone()));
         let h = hash::hex(&t.hash);
@@ -335,7 +328,7 @@ impl Inserter<'_> {
         seen: &Metadata,
         known: Option<&str>,
     ) -> Result<Option<(String, u64)>> {
-        let recorded = now_ns();
+        let recorded = crate::index::stamp(self.idx);
         let (hash, before) = match known {
             Some(h) => (
                 blake3::Hash::from_hex(h).map_err(|_| changed(src))?,
@@ -412,7 +405,7 @@ impl Inserter<'_> {
         }
         // Workspace holds a separate copy: point it at the object (hardlink mode only; a
         // filesystem that cannot hard-link falls back for the whole operation as usual).
-        let recorded = now_ns();
+        let recorded = crate::index::stamp(self.idx);
         let m = self.linker.run(|mode| match mode {
             LinkMode::Hardlink => self.relink_workspace(src, &obj),
             _ => Ok(seen.clone()),

@@ -7,19 +7,23 @@
 //! Writers re-read the file under the lock and merge, so concurrent processes only lose time,
 //! never correctness. Readers take no lock: the file is only ever replaced by rename.
 //!
-//! Racily clean: an entry is trusted only if the file's mtime is more than `RACY_WINDOW_NS`
-//! older than the moment its stat was taken. A write landing in the same timestamp tick as that
-//! stat would otherwise leave size and mtime unchanged. The ctime must still match exactly, but
-//! is not part of the racy test (as in git): pivot's own link and chmod of a file it has just
-//! cached move the ctime right before the recorded stat, which would make every entry an insert
-//! records untrusted, and the next `status` of a 1,000,000-file output re-read all of it. What
-//! that leaves open is a same-size write whose mtime is set back with utime(2) within the same
-//! clock tick (≤ 10 ms) after pivot's stat. 2 s covers the
-//! kernel's coarse timestamp clock (≤ 10 ms), 2 s-granular filesystems (FAT/exFAT) and modest
-//! client/server clock skew on network filesystems; the cost is one extra hash of files written
-//! in the last 2 s. Files on the state directory's own filesystem, when that is a local one with
-//! fine timestamps (ext4, XFS, btrfs, tmpfs, F2FS, ZFS), get 100 ms instead: there only the
-//! coarse clock matters, and a commit right after a stage need not re-read what it just hashed.
+//! Racily clean: an entry is trusted only if the file's mtime is older than the moment its stat
+//! was taken by more than the filesystem's timestamp granularity. A write landing in the same
+//! timestamp tick as that stat would otherwise leave size and mtime unchanged. The ctime must
+//! still match exactly, but is not part of the racy test (as in git): pivot's own link and chmod
+//! of a file it has just cached move the ctime right before the recorded stat, which would make
+//! every entry an insert records untrusted, and the next `status` of a 1,000,000-file output
+//! re-read all of it. What that leaves open is a same-size write whose mtime is set back with
+//! utime(2) within the same clock tick after pivot's stat.
+//!
+//! Files on the state directory's own filesystem, when that is a local one with fine timestamps
+//! (ext4, XFS, btrfs, tmpfs, F2FS, ZFS), are compared with that filesystem's own clock, read
+//! (as git compares with the index file's mtime) from the mtime of `<index>/clock` touched just
+//! before the stats: an entry is trusted iff `mtime < recorded_ns`, i.e. the file's last write
+//! fell in an earlier tick than the stat, so any later write moves the mtime. A stage's output
+//! hashed a few milliseconds after the stage returns is then trusted by the very next command.
+//! Everything else (network and FUSE filesystems with server clocks, FAT's 2 s mtimes, unknown
+//! filesystems) keeps a 2 s window against the wall clock.
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -37,12 +41,13 @@ use crate::hash;
 use crate::manifest;
 
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
-/// The window on a local filesystem with fine-grained timestamps (see `local_fs_dev`): mtimes
-/// come from the kernel's coarse clock, at most one jiffy (≤ 10 ms) behind, so a file whose
-/// mtime is 100 ms older than our stat cannot be rewritten without the mtime moving.
-pub const LOCAL_RACY_WINDOW_NS: i64 = 100_000_000;
+/// How far the kernel's coarse timestamp clock may lag the wall clock, with a wide margin (it
+/// is at most one jiffy, ≤ 10 ms): the stamp used when the filesystem clock cannot be read.
+pub const CLOCK_LAG_NS: i64 = 100_000_000;
 const MAGIC: &[u8; 8] = b"PVTSTAT\0";
-const VERSION: u32 = 1;
+/// 2: `recorded_ns` is the filesystem clock on the state directory's filesystem (version 1
+/// entries were wall-clock stamps and needed a window; they are dropped, costing one re-hash).
+const VERSION: u32 = 2;
 const HEADER_LEN: usize = 24;
 const REC_LEN: usize = 80;
 
@@ -80,7 +85,7 @@ pub struct Rec {
     pub size: u64,
     pub mtime_ns: i64,
     pub ctime_ns: i64,
-    /// Wall-clock time just before the stat that this entry describes.
+    /// `Index::stamp` of the operation, taken before the stat that this entry describes.
     pub recorded_ns: i64,
     pub hash: [u8; 32],
 }
@@ -115,6 +120,11 @@ pub fn debug_stats() -> Vec<(&'static str, u64)> {
         ("index_hits", INDEX_HITS.load(Ordering::Relaxed)),
         ("index_rebuilt", INDEX_REBUILT.load(Ordering::Relaxed)),
     ]
+}
+
+/// `Index::stamp` of `idx` (0 without an index: nothing is recorded then).
+pub fn stamp(idx: Option<&Index>) -> i64 {
+    idx.map_or(0, Index::stamp)
 }
 
 pub fn now_ns() -> i64 {
@@ -154,8 +164,11 @@ fn snapshot_cache() -> &'static Mutex<HashMap<PathBuf, (Sig, Snapshot)>> {
 pub struct Index {
     dir: PathBuf,
     /// Device of the state directory when it is a local filesystem with fine timestamps: files
-    /// on it get `LOCAL_RACY_WINDOW_NS`, everything else `RACY_WINDOW_NS`.
+    /// on it are compared with the filesystem clock (no window), everything else gets
+    /// `RACY_WINDOW_NS`.
     local_dev: Option<u64>,
+    /// `stamp()`, taken once per loaded index (one load per operation).
+    stamp: OnceLock<i64>,
     base: Snapshot,
     /// This process's deferred entries (see `defer_saves`), consulted before `base`.
     overlay: Option<Arc<Map>>,
@@ -179,6 +192,7 @@ impl Index {
                 base: d.base.clone(),
                 overlay: Some(d.overlay.clone()),
                 local_dev,
+                stamp: OnceLock::new(),
                 dir,
                 pending: Mutex::new(Vec::new()),
                 warning: None,
@@ -192,6 +206,7 @@ impl Index {
         Index {
             dir,
             local_dev,
+            stamp: OnceLock::new(),
             base,
             overlay: None,
             pending: Mutex::new(Vec::new()),
@@ -207,14 +222,29 @@ impl Index {
         }
     }
 
-    /// The racily-clean window for a file on device `dev`.
+    /// The racily-clean window for a file on device `dev`: none on the state directory's local
+    /// filesystem, whose entries carry that filesystem's own clock (see `stamp`).
     #[inline]
     fn window(&self, dev: u64) -> i64 {
         if self.local_dev == Some(dev) {
-            LOCAL_RACY_WINDOW_NS
+            0
         } else {
             RACY_WINDOW_NS
         }
+    }
+
+    /// The `recorded_ns` for entries describing stats taken after this call. On a local state
+    /// filesystem: its clock, as the mtime of `<index>/clock` just touched (never later than the
+    /// wall clock; if the file cannot be touched, the wall clock less `CLOCK_LAG_NS`). Elsewhere
+    /// the wall clock, with `RACY_WINDOW_NS` applied at lookup. Computed once per loaded index:
+    /// an earlier stamp is only more conservative.
+    pub fn stamp(&self) -> i64 {
+        *self.stamp.get_or_init(|| match self.local_dev {
+            Some(_) => fs_clock(&self.dir)
+                .map(|t| t.min(now_ns()))
+                .unwrap_or_else(|| now_ns() - CLOCK_LAG_NS),
+            None => now_ns(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -249,8 +279,8 @@ impl Index {
     }
 
     /// The hash recorded for a cache object with this (l)stat, if its *content* is vouched for:
-    /// size and mtime equal the entry's and the mtime is not racy (older than `recorded_ns` by
-    /// more than `RACY_WINDOW_NS`, so any later write moves it). ctime is deliberately not
+    /// size and mtime equal the entry's and the mtime is not racy (see the module doc), so any
+    /// later write moves it. ctime is deliberately not
     /// compared: every link or unlink of any of the object's hard links (a hardlink restore,
     /// `rm` of a workspace output) moves it. So a write to the object (even through a
     /// hard-linked workspace file) or replacing it (new inode) is always noticed; a write whose
@@ -304,6 +334,20 @@ impl Index {
             overlay.insert(k, r);
         }
     }
+}
+
+/// The current time of the filesystem holding `dir`, in its own timestamp granularity: touch
+/// `dir/clock` (utimensat with no times sets it to the filesystem's current time) and read it.
+fn fs_clock(dir: &Path) -> Option<i64> {
+    let p = dir.join("clock");
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: a valid NUL-terminated path; a null `times` means "now" for both stamps.
+    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) } != 0 {
+        fs::create_dir_all(dir).ok()?;
+        // Creating it stamps it with the current time as well.
+        OpenOptions::new().create(true).append(true).open(&p).ok()?;
+    }
+    fs::metadata(&p).ok().map(|m| mtime_ns(&m))
 }
 
 /// The device of `path` (or its nearest existing ancestor) if it is a local filesystem whose
@@ -558,7 +602,7 @@ pub fn hash_file_with(
         INDEX_HITS.fetch_add(1, Ordering::Relaxed);
         return Ok((h, seen.clone()));
     }
-    let recorded = now_ns();
+    let recorded = stamp(idx);
     let mut f = File::open(path).at(path)?;
     let before = f.metadata().at(path)?;
     let h = match hash::hash_open_file(&mut f, before.len()) {

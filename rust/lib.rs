@@ -273,6 +273,13 @@ mod cache_api {
         Ok(d)
     }
 
+    /// Delete a directory tree pivot owns (a stage's old output moved aside), GIL released.
+    #[pyfunction]
+    pub fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| cache::remove_tree(&path))
+            .map_err(|e| to_pyerr(crate::error::Error::io(&path, e)))
+    }
+
     /// (files, bytes) inserted by this process so far; polled by the commit progress display.
     #[pyfunction]
     pub fn insert_progress() -> (u64, u64) {
@@ -282,6 +289,7 @@ mod cache_api {
     pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_function(wrap_pyfunction!(cache_insert, m)?)?;
         m.add_function(wrap_pyfunction!(insert_progress, m)?)?;
+        m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
         m.add_function(wrap_pyfunction!(cache_restore, m)?)?;
         m.add_function(wrap_pyfunction!(cache_contains, m)?)?;
         m.add_function(wrap_pyfunction!(cache_verify, m)?)?;

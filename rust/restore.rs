@@ -344,9 +344,14 @@ fn same_content(a: &Metadata, b: &Metadata) -> bool {
 }
 
 /// Read `file` (the object, or a clone of it) and check that it hashes to `hash`; returns the
-/// stat taken just before the read and the wall clock just before that stat.
-fn read_verified(obj: &Path, hash: &str, file: &Path) -> Result<(Metadata, i64, blake3::Hash)> {
-    let recorded = index::now_ns();
+/// stat taken just before the read and the index stamp taken before that stat.
+fn read_verified(
+    obj: &Path,
+    hash: &str,
+    file: &Path,
+    idx: Option<&Index>,
+) -> Result<(Metadata, i64, blake3::Hash)> {
+    let recorded = index::stamp(idx);
     let mut f = File::open(file).at(file)?;
     let before = f.metadata().at(file)?;
     let h = hash::hash_open_file(&mut f, before.len()).at(obj)?;
@@ -369,7 +374,7 @@ fn check_linked(
     idx: Option<&Index>,
 ) -> Result<()> {
     // Stat after linking: a write before this moved mtime; one after it is a workspace edit.
-    let recorded = index::now_ns();
+    let recorded = index::stamp(idx);
     let seen = fs::symlink_metadata(dst).at(dst)?;
     if size.is_some_and(|s| s != seen.len()) {
         return Err(corrupt(obj, hash));
@@ -382,7 +387,7 @@ fn check_linked(
         }
         return Ok(());
     }
-    let (m, recorded, h) = read_verified(obj, hash, dst)?;
+    let (m, recorded, h) = read_verified(obj, hash, dst, idx)?;
     if let Some(i) = idx {
         i.record(&m, recorded, &h);
     }
@@ -398,7 +403,7 @@ fn reflink(
     idx: Option<&Index>,
 ) -> Result<()> {
     let s = link::open_read(obj).map_err(|e| obj_err(obj, hash, e))?;
-    let recorded = index::now_ns();
+    let recorded = index::stamp(idx);
     let m1 = s.metadata().at(obj)?;
     let d = link::create_new(dst, link::workspace_mode(exec)).at(dst)?;
     // SAFETY: both descriptors are open for the duration of the call.
@@ -417,7 +422,7 @@ fn reflink(
     if stable && trusted(idx, &m2, hash) {
         return Ok(());
     }
-    let (cm, _, h) = read_verified(obj, hash, dst)?;
+    let (cm, _, h) = read_verified(obj, hash, dst, idx)?;
     if size.is_some_and(|n| n != cm.len()) {
         return Err(corrupt(obj, hash));
     }
@@ -445,7 +450,7 @@ fn copy_verified(
     idx: Option<&Index>,
 ) -> Result<()> {
     let mut s = link::open_read(obj).map_err(|e| obj_err(obj, hash, e))?;
-    let recorded = index::now_ns();
+    let recorded = index::stamp(idx);
     let before = s.metadata().at(obj)?;
     let len = before.len();
     if size.is_some_and(|n| n != len) {

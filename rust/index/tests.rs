@@ -49,6 +49,14 @@ fn racy_entries_are_not_trusted_and_fresh_ones_are() {
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("f");
     fs::write(&f, b"abc").unwrap();
+    // An mtime not older than the stat (here: in the future) is racy on any clock.
+    let future = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+    File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
     let state = d.path().join("state");
     let h1 = hash_path(&f, Some(&state)).unwrap();
     let idx = Index::load(&state);
@@ -67,6 +75,7 @@ fn racy_entries_are_not_trusted_and_fresh_ones_are() {
     let trusted = Index {
         dir: idx.dir.clone(),
         local_dev: None,
+        stamp: OnceLock::new(),
         overlay: None,
         base: Arc::new(map),
         pending: Mutex::new(vec![]),
@@ -157,7 +166,7 @@ fn deferred_entries_are_visible_in_process_and_written_by_the_flush() {
 }
 
 #[test]
-fn local_filesystems_get_the_short_racy_window() {
+fn local_filesystems_compare_with_their_own_clock() {
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("f");
     fs::write(&f, b"abc").unwrap();
@@ -166,14 +175,14 @@ fn local_filesystems_get_the_short_racy_window() {
     let m = fs::metadata(&f).unwrap();
     // The temp dir is ext4, tmpfs or similar on every machine these tests run on.
     assert_eq!(idx.local_dev, Some(m.dev()));
-    let ct = m.ctime() * 1_000_000_000 + m.ctime_nsec();
+    let mt = mtime_ns(&m);
     let at = |recorded_ns: i64| {
         let mut map = Map::default();
         map.insert(
             key(&m),
             Rec {
                 size: m.len(),
-                mtime_ns: mtime_ns(&m),
+                mtime_ns: mt,
                 ctime_ns: ctime_ns(&m),
                 recorded_ns,
                 hash: [7; 32],
@@ -185,13 +194,41 @@ fn local_filesystems_get_the_short_racy_window() {
         }
     };
     assert!(
-        at(ct + LOCAL_RACY_WINDOW_NS / 2).lookup(&m).is_none(),
-        "within 100 ms: racy"
+        at(mt).lookup(&m).is_none(),
+        "stat in the write's own tick: racy"
     );
-    assert!(at(ct + 2 * LOCAL_RACY_WINDOW_NS).lookup(&m).is_some());
+    assert!(at(mt + 1).lookup(&m).is_some(), "a later tick: trusted");
     let far = Index {
         local_dev: None,
-        ..at(ct + 2 * LOCAL_RACY_WINDOW_NS)
+        ..at(mt + 1)
     };
     assert!(far.lookup(&m).is_none(), "another filesystem keeps 2 s");
+    assert!(at(mt + 2 * RACY_WINDOW_NS).lookup(&m).is_some());
+}
+
+#[test]
+fn the_stamp_is_the_filesystem_clock_between_writes() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    fs::write(&a, b"before").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let idx = Index::load(&state);
+    let stamp = idx.stamp();
+    assert!(state.join("index/clock").is_file());
+    assert_eq!(idx.stamp(), stamp, "one stamp per loaded index");
+    fs::write(&b, b"after").unwrap();
+    let (ma, mb) = (fs::metadata(&a).unwrap(), fs::metadata(&b).unwrap());
+    assert!(
+        mtime_ns(&ma) < stamp,
+        "a write 30 ms earlier is older than the stamp"
+    );
+    assert!(
+        mtime_ns(&mb) >= stamp,
+        "a write after the stamp is never older than it"
+    );
+    assert!(stamp <= now_ns());
+    // A file hashed 30 ms after its last write is trusted by the next load.
+    hash_path(&a, Some(&state)).unwrap();
+    assert!(Index::load(&state).lookup(&ma).is_some());
 }

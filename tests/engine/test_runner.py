@@ -199,3 +199,52 @@ def test_uncached_incremental_needs_permission(proj: Proj) -> None:
     summary = proj.run_exact(["log"], allow_uncached_incremental=True)
     assert summary.ran == 1
     assert proj.read("out/log.txt") == "from before\nseed\n"
+
+
+OLD_OUTPUT_DIR = """
+class P(StageParams):
+    n: int = 3
+
+
+def tree(params: P) -> Annotated[pathlib.Path, outputs.Out("out/tree", loaders.PathOnly())]:
+    root = pathlib.Path("out/tree")
+    # The old output is gone before the stage starts (it is deleted while the stage runs).
+    assert not root.exists(), "old output still present"
+    pathlib.Path("seen.txt").write_text(" ".join(sorted(p.name for p in pathlib.Path(".pivot/tmp").iterdir())))
+    for i in range(params.n):
+        (root / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 2}" / f"f{i}.txt").write_text(f"{i}")
+    return root
+
+
+pipeline = Pipeline("old")
+pipeline.register(tree)
+"""
+
+
+def test_old_output_directory_is_gone_before_the_stage_and_leaves_nothing(proj: Proj) -> None:
+    proj.pipeline(OLD_OUTPUT_DIR)
+    summary, _ = proj.repro()
+    assert statuses(summary)["tree"][0] == "ran"
+    proj.write("params.yaml", "tree:\n  n: 5\n")
+    summary, _ = proj.repro()
+    assert statuses(summary)["tree"] == ("ran", "Params changed")
+    # The stage saw the old tree moved aside into .pivot/tmp (a `.pvtmp-` name)...
+    assert any(n.startswith(".pvtmp-") for n in proj.read("seen.txt").split())
+    # ...and it was deleted by the time the stage was reported done.
+    tmp = proj.root / ".pivot" / "tmp"
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith(".pvtmp-")]
+    files = sorted(p.name for p in (proj.root / "out" / "tree").rglob("*.txt"))
+    assert files == [f"f{i}.txt" for i in range(5)]
+
+
+def test_trash_left_by_a_dead_worker_is_removed_by_the_next_command(proj: Proj) -> None:
+    proj.pipeline(OLD_OUTPUT_DIR)
+    proj.repro()
+    tmp = proj.root / ".pivot" / "tmp"
+    stray = tmp / ".pvtmp-2147483646-trash-0"  # no such pid
+    (stray / "sub").mkdir(parents=True)
+    (stray / "sub" / "f").write_text("x")
+    (stray / "sub" / "f").chmod(0o444)
+    proj.ctx()  # any command loading the project
+    assert not stray.exists()

@@ -156,3 +156,24 @@ def test_killed_index_write_leaves_old_index_usable(tmp_path: Path) -> None:
     child = _child_stats(root, state)
     assert child["stats"]["index_rebuilt"] == 0  # type: ignore[index]
     assert child["info"]["nfiles"] == good["nfiles"] + 1  # type: ignore[index]
+
+
+def test_files_hashed_a_clock_tick_after_their_last_write_are_trusted_next_time(
+    tmp_path: Path,
+) -> None:
+    """On a local filesystem the racy test uses the filesystem's own clock (docs/formats.md,
+    "Racily clean"): outputs hashed right after a stage wrote them are not read again by the
+    next command, and a later same-size edit is still seen."""
+    root, state = tmp_path / "t", tmp_path / "state"
+    _tree(root, n=20)
+    time.sleep(0.05)  # several ticks of the kernel's coarse clock (≤ 10 ms each)
+    first = _native.hash_path(str(root), str(state))
+    child = _child_stats(root, state)
+    assert child["info"] == first
+    assert child["stats"]["files_read"] == 0  # type: ignore[index]
+    # A same-size edit after that lands in a later tick: its mtime moved, so it is re-read.
+    edited = root / "d0" / "f0.txt"
+    edited.write_bytes(edited.read_bytes().upper())
+    child = _child_stats(root, state)
+    assert child["stats"]["files_read"] == 1  # type: ignore[index]
+    assert child["info"] != first

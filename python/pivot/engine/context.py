@@ -76,7 +76,7 @@ def load_context(
     # A crash between a durable write's temp and its rename leaves a stray temp: remove those
     # of dead processes so that no crash ever needs manual clean-up (spec §7).
     runs = [Path(e.path) for e in _scandir(project.runs_dir) if e.is_dir(follow_symlinks=False)]
-    for d in (project.stages_dir, project.state_dir / "index", *runs):
+    for d in (project.stages_dir, project.state_dir / "index", project.tmp_dir, *runs):
         clean_stale_temps(d)
     fingerprints = FingerprintCache.load(project.state_dir)
     return Context(

@@ -303,6 +303,7 @@ class _Scheduler:
             cache_dir=str(ctx.cache.cache_dir),
             state_dir=str(ctx.cache.state_dir) if ctx.cache.state_dir is not None else None,
             allow_uncached_incremental=self.opts.allow_uncached_incremental,
+            trash_dir=str(ctx.project.tmp_dir) if ctx.project.tmp_dir.is_dir() else None,
         )
         for g in stage.mutex:
             self.busy_mutex[g] = name

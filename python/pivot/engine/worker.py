@@ -48,6 +48,9 @@ class WorkerTask:
     cwd: str  # where the pipeline file was discovered from
     remove: tuple[str, ...]  # absolute paths of declared outputs, deleted before the run
     incremental: tuple[IncrementalPrep, ...] = ()
+    # Where old output directories are moved aside and deleted while the stage runs
+    # (`.pivot/tmp`); None: delete them before the run.
+    trash_dir: str | None = None
     cache_dir: str = ""
     state_dir: str | None = None
     allow_uncached_incremental: bool = False
@@ -144,6 +147,46 @@ def remove_path(path: str) -> None:
         shutil.rmtree(path, onerror=retry)
 
 
+_TRASH_SEQ = iter(range(1 << 62))
+
+
+def _move_aside(path: str, trash_dir: str | None) -> str | None:
+    """Rename the directory `path` into `trash_dir` (same filesystem) so that it can be deleted
+    while the stage runs; the name `.pvtmp-<pid>-…` lets a later command remove it if this
+    process dies first. None: not a directory, or it cannot be moved (delete it in place)."""
+    if trash_dir is None:
+        return None
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or os.stat(trash_dir).st_dev != st.st_dev:
+            return None
+        dest = os.path.join(trash_dir, f".pvtmp-{os.getpid()}-trash-{next(_TRASH_SEQ)}")
+        os.rename(path, dest)
+    except OSError:
+        return None
+    return dest
+
+
+def _delete_in_background(paths: list[str]) -> threading.Thread | None:
+    """Delete moved-aside trees on a thread (the Rust core releases the GIL, so the stage's
+    Python code does not wait for it); the caller joins it before reporting the stage done."""
+    if not paths:
+        return None
+
+    def run() -> None:
+        from pivot import _native
+
+        for p in paths:
+            try:
+                _native.remove_tree(p)
+            except OSError:
+                remove_path(p)  # read-only directories deeper down: the slower, thorough way
+
+    t = threading.Thread(target=run, name="pivot-remove-old-outputs", daemon=True)
+    t.start()
+    return t
+
+
 def _private_copy(path: str) -> None:
     """Make every file under `path` a private writable copy (break hard links to the cache)."""
     files: list[str] = []
@@ -193,11 +236,21 @@ def _body(task: WorkerTask) -> None:
 
     pipeline = _pipeline(task.root, task.cwd)
     stage = pipeline.stages[task.stage]
+    aside: list[str] = []
     for path in task.remove:
-        remove_path(path)
-    for inc in task.incremental:
-        _prepare_incremental(task, inc)
-    run_stage(stage, Path(task.root))
+        moved = _move_aside(path, task.trash_dir)
+        if moved is None:
+            remove_path(path)
+        else:
+            aside.append(moved)
+    deleting = _delete_in_background(aside)
+    try:
+        for inc in task.incremental:
+            _prepare_incremental(task, inc)
+        run_stage(stage, Path(task.root))
+    finally:
+        if deleting is not None:
+            deleting.join()
 
 
 def execute(task: WorkerTask) -> WorkerOutcome:
