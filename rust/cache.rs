@@ -259,6 +259,9 @@ impl Inserter<'_> {
         let exec = manifest::is_exec(seen);
         let known = self.idx.and_then(|i| i.lookup(seen));
         if let Some(h) = &known {
+            if !exec && self.linker.chosen().is_none() {
+                self.decide_mode(src);
+            }
             if self.already_cached(src, seen, h, exec)? {
                 count_inserted(seen.len());
                 return Ok((h.clone(), seen.len(), exec));
@@ -336,9 +339,7 @@ impl Inserter<'_> {
             ),
             None => {
                 let mut f = File::open(src).at(src)?;
-                let (h, after) = hash_unchanged(&mut f, seen).map_err(|e| e.into_error(src))?;
-                crate::index::count_read(after.len());
-                (h, after)
+                hash_unchanged(&mut f, seen).map_err(|e| e.into_error(src))?
             }
         };
         let hex = hash::hex(&hash);
@@ -382,6 +383,33 @@ impl Inserter<'_> {
             i.record(&ws_meta, recorded, &hash);
         }
         Ok(Some((hex, before.len())))
+    }
+
+    /// Decide the operation's link mode on a throw-away link of `src`, whose hash the stat index
+    /// already knows: otherwise the first file of an operation decides by building a temp
+    /// object, which hashes it, and a commit of one big file read it all again. An error that
+    /// is not "unsupported here" decides nothing: the normal path meets it again and reports it.
+    fn decide_mode(&self, src: &Path) {
+        let tmp = atomic::temp_path_in(&self.cache.files);
+        let _ = self.linker.run(|mode| -> io::Result<()> {
+            let r = match mode {
+                LinkMode::Hardlink => fs::hard_link(src, &tmp),
+                LinkMode::Reflink => {
+                    let s = link::open_read(src)?;
+                    let d = open_new_rw(&tmp)?;
+                    // SAFETY: both descriptors are open for the duration of the call.
+                    let rc = unsafe { libc::ioctl(d.as_raw_fd(), libc::FICLONE, s.as_raw_fd()) };
+                    if rc == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                }
+                LinkMode::Copy => return Ok(()),
+            };
+            let _ = fs::remove_file(&tmp);
+            r
+        });
     }
 
     /// The index knows `src`'s hash: if the object exists with the right size, make sure the
@@ -479,6 +507,7 @@ impl Inserter<'_> {
         test_pause();
         let mut d = open_new_rw(tmp)?;
         let (h, n) = link::copy_hash(&mut s, &mut d, before.len())?;
+        crate::index::count_read(n);
         let after = s.metadata()?;
         if !same_stat(&before, &after, true) || n != before.len() {
             return Err(TempErr::Changed);
@@ -513,6 +542,7 @@ impl Inserter<'_> {
         let size = d.metadata()?.len();
         d.rewind()?;
         let h = hash::hash_open_file(&mut d, size)?;
+        crate::index::count_read(size);
         let after = s.metadata()?;
         if !same_stat(&before, &after, true) || size != before.len() {
             return Err(TempErr::Changed);
@@ -564,6 +594,7 @@ fn hash_unchanged(
     }
     test_pause();
     let h = hash::hash_open_file(f, before.len())?;
+    crate::index::count_read(before.len());
     let after = f.metadata()?;
     if !same_stat(&before, &after, true) {
         return Err(TempErr::Changed);

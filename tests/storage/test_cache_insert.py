@@ -108,6 +108,34 @@ def test_unchanged_tree_reinsert_reads_nothing(project: Path) -> None:
     assert stats()["files_read"] == read_before
 
 
+@pytest.mark.parametrize("modes", [("hardlink",), ("reflink", "hardlink", "copy")])
+def test_insert_of_a_file_the_index_knows_reads_nothing(
+    project: Path, modes: tuple[str, ...]
+) -> None:
+    """`repro --no-commit` hashes an output, `commit` then caches it: with a hard link the
+    object is the workspace inode, so the file is not read a second time, even when it is the
+    first file of the operation (which decides the link mode)."""
+    c = _cache(project, *modes)
+    f = project / "out.bin"
+    data = os.urandom(3 << 20)
+    f.write_bytes(data)
+    time.sleep(0.05)  # a few ticks of the kernel's coarse clock: trusted on a local filesystem
+    stats = _native._debug_stats  # type: ignore[attr-defined]
+    assert c.hash(f)["hash"] == b3(data)
+    read_before = stats()["bytes_read"]
+    info = c.insert(f)
+    assert stats()["bytes_read"] == read_before
+    obj = objects(c.cache_dir)[b3(data)]
+    assert info["hash"] == b3(data) and obj.read_bytes() == data
+    assert os.stat(obj).st_ino == os.stat(f).st_ino  # hard-linked, as the mode says
+    assert not temps(c.cache_dir / "files")
+    # The same file under a new name with other bytes is read (and hashed) as usual.
+    g = project / "other.bin"
+    g.write_bytes(data[::-1])
+    assert c.insert(g)["hash"] == b3(data[::-1])
+    assert stats()["bytes_read"] == read_before + len(data)
+
+
 @pytest.mark.parametrize("mode", ["copy", "hardlink"])
 def test_file_modified_during_insert_is_rejected(project: Path, mode: str) -> None:
     cache_dir = project / ".pivot" / "cache"
