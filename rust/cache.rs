@@ -392,6 +392,9 @@ impl Inserter<'_> {
     fn decide_mode(&self, src: &Path) {
         let tmp = atomic::temp_path_in(&self.cache.files);
         let _ = self.linker.run(|mode| -> io::Result<()> {
+            if self.linker.chosen().is_some() {
+                return Ok(()); // another thread decided while this one waited
+            }
             let r = match mode {
                 LinkMode::Hardlink => fs::hard_link(src, &tmp),
                 LinkMode::Reflink => {
