@@ -129,7 +129,7 @@ def test_insert_of_a_file_the_index_knows_reads_nothing(
     assert info["hash"] == b3(data) and obj.read_bytes() == data
     assert os.stat(obj).st_ino == os.stat(f).st_ino  # hard-linked, as the mode says
     assert not temps(c.cache_dir / "files")
-    # The same file under a new name with other bytes is read (and hashed) as usual.
+    # A file the index does not know yet is read (and hashed) as usual.
     g = project / "other.bin"
     g.write_bytes(data[::-1])
     assert c.insert(g)["hash"] == b3(data[::-1])
