@@ -395,23 +395,12 @@ impl Inserter<'_> {
             if self.linker.chosen().is_some() {
                 return Ok(()); // another thread decided while this one waited
             }
-            let r = match mode {
-                LinkMode::Hardlink => fs::hard_link(src, &tmp),
-                LinkMode::Reflink => {
-                    let s = link::open_read(src)?;
-                    let d = open_new_rw(&tmp)?;
-                    // SAFETY: both descriptors are open for the duration of the call.
-                    let rc = unsafe { libc::ioctl(d.as_raw_fd(), libc::FICLONE, s.as_raw_fd()) };
-                    if rc == 0 {
-                        Ok(())
-                    } else {
-                        Err(io::Error::last_os_error())
-                    }
-                }
+            match mode {
+                LinkMode::Hardlink => link::hardlink(src, &tmp)?,
+                LinkMode::Reflink => link::reflink(src, &tmp, OBJECT_MODE)?,
                 LinkMode::Copy => return Ok(()),
-            };
-            let _ = fs::remove_file(&tmp);
-            r
+            }
+            fs::remove_file(&tmp)
         });
     }
 
