@@ -280,6 +280,12 @@ mod cache_api {
             .map_err(|e| to_pyerr(crate::error::Error::io(&path, e)))
     }
 
+    /// Remove the `.pvtmp-<pid>-*` / `.pvold-<pid>-*` entries of `dir` left by dead processes.
+    #[pyfunction]
+    pub fn clean_stale_temps(py: Python<'_>, dir: PathBuf) {
+        py.detach(|| cache::clean_stale(&dir));
+    }
+
     /// (files, bytes) inserted by this process so far; polled by the commit progress display.
     #[pyfunction]
     pub fn insert_progress() -> (u64, u64) {
@@ -290,6 +296,7 @@ mod cache_api {
         m.add_function(wrap_pyfunction!(cache_insert, m)?)?;
         m.add_function(wrap_pyfunction!(insert_progress, m)?)?;
         m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
+        m.add_function(wrap_pyfunction!(clean_stale_temps, m)?)?;
         m.add_function(wrap_pyfunction!(cache_restore, m)?)?;
         m.add_function(wrap_pyfunction!(cache_contains, m)?)?;
         m.add_function(wrap_pyfunction!(cache_verify, m)?)?;

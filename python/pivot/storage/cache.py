@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -12,39 +9,12 @@ from pivot import _native
 from pivot.types import HashInfo, ManifestEntry, VerifyReport
 
 DEFAULT_LINK_MODES: tuple[str, ...] = ("reflink", "hardlink", "copy")
-_TEMP_PREFIXES = (".pvtmp-", ".pvold-")
 
 
 def clean_stale_temps(directory: Path) -> None:
     """Remove `.pvtmp-<pid>-*` / `.pvold-<pid>-*` left in `directory` by a process that is gone
-    (a crash between a durable write's temp and its rename). Best effort, never raises; the
-    Rust core does the same for cache and restore directories."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    for name in names:
-        if not name.startswith(_TEMP_PREFIXES):
-            continue
-        try:
-            pid = int(name[len(".pvtmp-") :].split("-", 1)[0])
-        except ValueError:
-            continue
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-            continue  # alive (or not ours to signal): its temp may still be in use
-        except ProcessLookupError:
-            pass
-        except OSError:
-            continue
-        path = os.path.join(directory, name)
-        with contextlib.suppress(OSError):
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
+    (a crash between a durable write's temp and its rename). Best effort, never raises."""
+    _native.clean_stale_temps(str(directory))
 
 
 class Cache:
