@@ -36,6 +36,19 @@ pub enum Error {
     SchemaVersion { path: PathBuf, found: i64 },
     #[error("{}: {msg}", path.display())]
     Invalid { path: PathBuf, msg: String },
+    /// A remote-storage failure; `msg` already names the remote (docs/remote.md).
+    #[error("{msg}")]
+    Remote { kind: RemoteKind, msg: String },
+}
+
+/// Which `pivot.exceptions.Remote*Error` a remote failure maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteKind {
+    Other,
+    NotFound,
+    Format,
+    Auth,
+    Corrupt,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -86,6 +99,7 @@ impl Error {
             | Error::LockFile { path, .. }
             | Error::SchemaVersion { path, .. }
             | Error::Invalid { path, .. } => path,
+            Error::Remote { .. } => Path::new(""),
         }
     }
 }
@@ -116,6 +130,11 @@ mod py {
     pyo3::import_exception!(pivot.exceptions, UnsafePathError);
     pyo3::import_exception!(pivot.exceptions, LockFileError);
     pyo3::import_exception!(pivot.exceptions, SchemaVersionError);
+    pyo3::import_exception!(pivot.exceptions, RemoteError);
+    pyo3::import_exception!(pivot.exceptions, RemoteNotFoundError);
+    pyo3::import_exception!(pivot.exceptions, RemoteFormatError);
+    pyo3::import_exception!(pivot.exceptions, RemoteAuthError);
+    pyo3::import_exception!(pivot.exceptions, RemoteCorruptError);
 
     impl From<Error> for PyErr {
         fn from(e: Error) -> PyErr {
@@ -160,6 +179,13 @@ mod py {
             Error::LockFile { .. } => LockFileError::new_err(msg),
             Error::SchemaVersion { .. } => SchemaVersionError::new_err(msg),
             Error::Invalid { .. } => PyValueError::new_err(msg),
+            Error::Remote { kind, .. } => match kind {
+                super::RemoteKind::Other => RemoteError::new_err(msg),
+                super::RemoteKind::NotFound => RemoteNotFoundError::new_err(msg),
+                super::RemoteKind::Format => RemoteFormatError::new_err(msg),
+                super::RemoteKind::Auth => RemoteAuthError::new_err(msg),
+                super::RemoteKind::Corrupt => RemoteCorruptError::new_err(msg),
+            },
         }
     }
 }

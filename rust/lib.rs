@@ -12,6 +12,7 @@ pub mod link;
 pub mod lock;
 pub mod manifest;
 pub mod mmap_guard;
+pub mod remote;
 pub mod restore;
 pub mod verify;
 
@@ -304,9 +305,174 @@ mod cache_api {
     }
 }
 
+// === section: remote storage (push / fetch; docs/remote.md) ===
+
+mod remote_api {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::PathBuf;
+
+    use pyo3::prelude::*;
+    use pyo3::types::{PyDict, PyList};
+
+    use crate::error::to_pyerr;
+    use crate::remote::{self, fetch, push, runs};
+
+    /// A configured remote; one per command, so its index set is read once.
+    #[pyclass(name = "Remote", module = "pivot._native", frozen)]
+    pub struct PyRemote {
+        inner: remote::Remote,
+    }
+
+    fn problems<'py>(py: Python<'py>, ps: &[fetch::Problem]) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for p in ps {
+            let d = PyDict::new(py);
+            d.set_item("hash", &p.hash)?;
+            d.set_item("dir", &p.dir)?;
+            d.set_item("path", p.path.as_deref().map(OsStr::from_bytes))?;
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    #[pymethods]
+    impl PyRemote {
+        #[new]
+        #[pyo3(signature = (name, url, *, endpoint_url=None, region=None, access_key_id=None,
+            secret_access_key=None, session_token=None, jobs=4, cred_desc=String::new(),
+            state_dir=None, max_retries=None, timeout_s=None))]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            name: String,
+            url: String,
+            endpoint_url: Option<String>,
+            region: Option<String>,
+            access_key_id: Option<String>,
+            secret_access_key: Option<String>,
+            session_token: Option<String>,
+            jobs: usize,
+            cred_desc: String,
+            state_dir: Option<PathBuf>,
+            max_retries: Option<usize>,
+            timeout_s: Option<u64>,
+        ) -> PyResult<Self> {
+            let cfg = remote::RemoteConfig {
+                name,
+                url,
+                endpoint_url,
+                region,
+                access_key_id,
+                secret_access_key,
+                session_token,
+                jobs,
+                cred_desc,
+                state_dir,
+                max_retries,
+                timeout_s,
+            };
+            let inner = remote::Remote::open(&cfg).map_err(to_pyerr)?;
+            Ok(PyRemote { inner })
+        }
+
+        /// Publish objects (hash, is_dir); see `remote::push`.
+        fn push<'py>(
+            &self,
+            py: Python<'py>,
+            cache_dir: PathBuf,
+            items: Vec<(String, bool)>,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let r = py
+                .detach(|| push::push(&self.inner, &cache_dir, &items))
+                .map_err(to_pyerr)?;
+            let d = PyDict::new(py);
+            d.set_item("uploaded", r.uploaded)?;
+            d.set_item("bytes", r.bytes)?;
+            d.set_item("skipped", r.skipped)?;
+            d.set_item("missing", r.missing)?;
+            d.set_item("incomplete", r.incomplete)?;
+            Ok(d)
+        }
+
+        /// Bring objects (hash, is_dir) into the cache, verified; see `remote::fetch`.
+        fn fetch<'py>(
+            &self,
+            py: Python<'py>,
+            cache_dir: PathBuf,
+            items: Vec<(String, bool)>,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let r = py
+                .detach(|| fetch::fetch(&self.inner, &cache_dir, &items))
+                .map_err(to_pyerr)?;
+            let d = PyDict::new(py);
+            d.set_item("fetched", r.fetched)?;
+            d.set_item("bytes", r.bytes)?;
+            d.set_item("skipped", r.skipped)?;
+            d.set_item("missing", problems(py, &r.missing)?)?;
+            d.set_item("corrupt", problems(py, &r.corrupt)?)?;
+            Ok(d)
+        }
+
+        /// Whether the remote has each (hash, is_dir, size) item, directories file by file.
+        fn contains(
+            &self,
+            py: Python<'_>,
+            cache_dir: PathBuf,
+            items: Vec<(String, bool, Option<u64>)>,
+        ) -> PyResult<Vec<bool>> {
+            py.detach(|| fetch::contains(&self.inner, &cache_dir, &items))
+                .map_err(to_pyerr)
+        }
+
+        /// Upload run-cache entries: (uploaded, already there, absent locally).
+        fn push_runs(
+            &self,
+            py: Python<'_>,
+            runs_dir: PathBuf,
+            keys: Vec<String>,
+        ) -> PyResult<(u64, u64, Vec<String>)> {
+            py.detach(|| runs::push(&self.inner, &runs_dir, &keys))
+                .map_err(to_pyerr)
+        }
+
+        /// Download run-cache entries; per key, whether it is now local.
+        fn fetch_runs(
+            &self,
+            py: Python<'_>,
+            runs_dir: PathBuf,
+            keys: Vec<String>,
+        ) -> PyResult<Vec<bool>> {
+            py.detach(|| runs::fetch(&self.inner, &runs_dir, &keys))
+                .map_err(to_pyerr)
+        }
+
+        /// Index files that failed their check in this handle's index set (ignored).
+        fn bad_indexes(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+            py.detach(|| {
+                let c = self.inner.block_on(self.inner.catalog())?;
+                Ok(c.bad.clone())
+            })
+            .map_err(to_pyerr)
+        }
+    }
+
+    /// (objects done, bytes done, skipped, total objects) of the running transfer.
+    #[pyfunction]
+    pub fn remote_progress() -> (u64, u64, u64, u64) {
+        remote::progress()
+    }
+
+    pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_class::<PyRemote>()?;
+        m.add_function(wrap_pyfunction!(remote_progress, m)?)?;
+        Ok(())
+    }
+}
+
 #[pymodule]
 fn _native(_m: &Bound<'_, PyModule>) -> PyResult<()> {
     core_api::register(_m)?;
     cache_api::register(_m)?;
+    remote_api::register(_m)?;
     Ok(())
 }

@@ -1,10 +1,12 @@
 """Typed stub of the Rust core (`rust/lib.rs`). Kept in step by `python -m mypy.stubtest pivot._native`."""
 
 from collections.abc import Sequence
+from typing import Any
 
 from pivot.types import HashInfo, ManifestEntry, VerifyReport
 
 __all__ = [
+    "Remote",
     "blake3_bytes",
     "cache_contains",
     "cache_insert",
@@ -22,6 +24,7 @@ __all__ = [
     "lock_read",
     "lock_write",
     "read_manifest",
+    "remote_progress",
     "remove_tree",
     "write_atomic",
 ]
@@ -58,3 +61,33 @@ def index_defer_saves(on: bool) -> None: ...
 def _debug_stats() -> dict[
     str, int
 ]: ...  # test counters: files_read, bytes_read, index_hits, index_rebuilt
+
+class Remote:
+    """A configured remote (docs/remote.md); one per command."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        jobs: int = 4,
+        cred_desc: str = ...,
+        state_dir: str | None = None,
+        max_retries: int | None = None,
+        timeout_s: int | None = None,
+    ) -> None: ...
+    def push(self, cache_dir: str, items: Sequence[tuple[str, bool]]) -> dict[str, Any]: ...
+    def fetch(self, cache_dir: str, items: Sequence[tuple[str, bool]]) -> dict[str, Any]: ...
+    def contains(
+        self, cache_dir: str, items: Sequence[tuple[str, bool, int | None]]
+    ) -> list[bool]: ...
+    def push_runs(self, runs_dir: str, keys: Sequence[str]) -> tuple[int, int, list[str]]: ...
+    def fetch_runs(self, runs_dir: str, keys: Sequence[str]) -> list[bool]: ...
+    def bad_indexes(self) -> list[str]: ...
+
+def remote_progress() -> tuple[int, int, int, int]: ...

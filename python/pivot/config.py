@@ -27,8 +27,11 @@ DEFAULT_CONFIG_TEXT = """\
 # section -> allowed keys; anything else is a typo worth reporting.
 _KNOWN: dict[str, frozenset[str]] = {
     "cache": frozenset({"dir", "link_modes"}),
-    "core": frozenset({"jobs"}),
+    "core": frozenset({"jobs", "remote"}),
 }
+# Sections keyed by names the user chooses; validated by their own module
+# (`remote`: pivot.storage.remote_config).
+_OPEN_SECTIONS = frozenset({"remote"})
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,15 @@ def _check(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Reject unknown sections/keys; returns {section: {key: value}}."""
     out: dict[str, dict[str, Any]] = {}
     for section, body in data.items():
-        if section not in _KNOWN:
-            raise ConfigError(
-                f"{path}: unknown key '{section}' (known: {', '.join(sorted(_KNOWN))})"
-            )
+        if section not in _KNOWN and section not in _OPEN_SECTIONS:
+            sections = sorted({*_KNOWN, *_OPEN_SECTIONS})
+            raise ConfigError(f"{path}: unknown key '{section}' (known: {', '.join(sections)})")
         if body is None:
             continue
         if not isinstance(body, Mapping):
             raise ConfigError(f"{path}: '{section}' must be a mapping")
+        if section in _OPEN_SECTIONS:
+            continue
         for key in body:
             if key not in _KNOWN[section]:
                 known = ", ".join(f"{section}.{k}" for k in sorted(_KNOWN[section]))

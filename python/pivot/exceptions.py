@@ -48,6 +48,26 @@ class SchemaVersionError(LockFileError):
     """A lock file was written by a newer pivot."""
 
 
+class RemoteError(StorageError):
+    """A remote (push/pull/fetch) operation failed; the message names the remote."""
+
+
+class RemoteNotFoundError(RemoteError):
+    """The remote is not configured, or its bucket/directory does not exist."""
+
+
+class RemoteFormatError(RemoteError):
+    """The remote was written in a layout version this pivot does not understand."""
+
+
+class RemoteAuthError(RemoteError):
+    """The remote refused the credentials (or none were found); names the sources tried."""
+
+
+class RemoteCorruptError(RemoteError):
+    """An object fetched from the remote does not hash to its name (never enters the cache)."""
+
+
 # --- project and pipeline definition ------------------------------------------------------
 class ProjectNotFoundError(PivotError):
     """No `.pivot/` directory above the current directory."""

@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "list": ("pivot.cli.list_cmd", "list_cmd", "List stages with their deps and outs."),
     "dag": ("pivot.cli.dag", "dag", "Show the stage graph as text, DOT or Mermaid."),
     "track": ("pivot.cli.track", "track", "Put data files or directories under pivot."),
+    "remote": ("pivot.cli.remote", "remote", "Add, list, modify or remove remotes."),
+    "push": ("pivot.cli.transfer", "push", "Upload cached outputs to a remote."),
+    "fetch": ("pivot.cli.transfer", "fetch", "Download cached outputs from a remote."),
+    "pull": ("pivot.cli.transfer", "pull", "Fetch from a remote, then check out."),
 }
 
 LOGGER_NAME = "pivot"

@@ -1,0 +1,155 @@
+"""`pivot push` / `fetch` / `pull`: which objects the workspace references, and moving them.
+
+The referenced set is what `checkout` would restore: the cached outputs recorded in the
+stages' locks and the tracked files (`.pvt`), or, with targets, those of the named stages or
+paths. A directory brings its manifest and every file in it (expanded in the Rust core, which
+streams the manifest rather than handing 10^6 names to Python). Push also publishes the
+run-cache entries of the pushed stages' recorded runs, after the objects they name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pivot.engine import checkout as checkout_mod
+from pivot.engine import plan, runcache
+
+if TYPE_CHECKING:
+    from pivot.engine.context import Context
+    from pivot.storage.remote import FetchReport, Problem, PushReport, Remote
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ref:
+    path: str  # project-relative output or tracked path
+    hash: str
+    is_dir: bool
+    size: int
+    stage: str | None
+
+
+def referenced(ctx: Context, targets: Sequence[str] | None = None) -> list[Ref]:
+    """Cached outputs of the locks and `.pvt` files (or of `targets`), in checkout order."""
+    items = checkout_mod._resolve(ctx, list(targets) if targets else None)
+    return [Ref(i.path, i.info["hash"], i.info["is_dir"], i.info["size"], i.stage) for i in items]
+
+
+def run_keys(ctx: Context, stages: Sequence[str]) -> list[str]:
+    """Run-cache keys of the stages' recorded runs (the entries their last record wrote)."""
+    keys: list[str] = []
+    for name in dict.fromkeys(stages):
+        stage = ctx.pipeline.stages.get(name)
+        if stage is None or any(o.kind == "incremental" for o in stage.outs):
+            continue
+        lock, _problem = plan.read_stage_lock(ctx, name)
+        if lock is None:
+            continue
+        keys.append(
+            runcache.run_key(lock["code"], lock["params"], lock["deps"], plan.out_specs(stage))
+        )
+    return keys
+
+
+@dataclass
+class PushResult:
+    remote: str
+    objects: PushReport
+    runs_uploaded: int = 0
+    runs_skipped: int = 0
+    missing: dict[str, str] = field(default_factory=dict)  # path -> message
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "uploaded": self.objects.uploaded,
+            "bytes": self.objects.bytes,
+            "skipped": self.objects.skipped,
+            "runs_uploaded": self.runs_uploaded,
+            "runs_skipped": self.runs_skipped,
+            "missing": self.missing,
+        }
+
+
+def push(ctx: Context, remote: Remote, targets: Sequence[str] | None = None) -> PushResult:
+    """Objects first (files, then manifests), then run-cache entries of complete stages."""
+    refs = referenced(ctx, targets)
+    rep = remote.push([(r.hash, r.is_dir) for r in refs])
+    result = PushResult(remote=remote.name, objects=rep)
+    absent = set(rep.missing) | set(rep.incomplete)
+    broken_stages: set[str] = set()
+    for r in refs:
+        if r.hash in rep.missing:
+            result.missing[r.path] = f"{r.path}: object {r.hash} is not in the local cache"
+        elif r.hash in rep.incomplete:
+            result.missing[r.path] = f"{r.path}: files of this directory are not in the local cache"
+        if r.hash in absent and r.stage is not None:
+            broken_stages.add(r.stage)
+    if targets:
+        # Stages named on the command line whose outputs are all uncached still have entries.
+        named = [t for t in targets if t in ctx.pipeline.stages]
+        candidates = [*(r.stage for r in refs if r.stage), *named]
+    else:
+        candidates = list(ctx.pipeline.stages)
+    stages = [s for s in dict.fromkeys(candidates) if s and s not in broken_stages]
+    up, skipped, _absent = remote.push_run_entries(run_keys(ctx, stages))
+    result.runs_uploaded, result.runs_skipped = up, skipped
+    return result
+
+
+@dataclass
+class FetchResult:
+    remote: str
+    objects: FetchReport
+    missing: dict[str, str] = field(default_factory=dict)  # path -> message
+    corrupt: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.corrupt
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "fetched": self.objects.fetched,
+            "bytes": self.objects.bytes,
+            "skipped": self.objects.skipped,
+            "missing": self.missing,
+            "corrupt": self.corrupt,
+        }
+
+
+def _where(refs: Sequence[Ref], p: Problem) -> str:
+    """The workspace path a problem object belongs to."""
+    for r in refs:
+        if p.dir is not None and r.hash == p.dir and r.is_dir:
+            return f"{r.path}/{p.path}"
+        if p.dir is None and r.hash == p.hash:
+            return r.path
+    return p.hash
+
+
+def fetch(ctx: Context, remote: Remote, targets: Sequence[str] | None = None) -> FetchResult:
+    refs = referenced(ctx, targets)
+    rep = remote.fetch([(r.hash, r.is_dir) for r in refs])
+    result = FetchResult(remote=remote.name, objects=rep)
+    for p in rep.missing:
+        where = _where(refs, p)
+        result.missing[where] = f"remote {remote.name}: object {p.hash} ({where}) is missing"
+    for p in rep.corrupt:
+        where = _where(refs, p)
+        result.corrupt[where] = (
+            f"remote {remote.name}: object {p.hash} ({where}) is corrupt "
+            "(its content does not match its name); not stored"
+        )
+    for bad in remote.bad_indexes():
+        logger.warning("remote %s: ignoring %s", remote.name, bad)
+    return result

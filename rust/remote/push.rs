@@ -1,0 +1,314 @@
+//! Push: publish cache objects to a remote in the order that keeps it readable at every
+//! instant (docs/remote.md "Publication order"):
+//!
+//! 1. file objects: each pack, then its index (`remote_pack_put` between them); big objects
+//!    loose (`remote_object_put` after each);
+//! 2. only then the directory manifests whose every file is now on the remote, the same way;
+//! 3. run-cache entries come after, from the caller (`runs::push`).
+//!
+//! A crash anywhere leaves at worst a pack without an index, which no reader ever looks at
+//! (indexes are the only way into a pack); a re-push finds the pack by name and only writes
+//! its index.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::packidx;
+use super::transfer::{self, Source};
+use super::{progress_add, progress_reset, Remote, LOOSE_MIN, PACK_TARGET};
+use crate::atomic::kill_point;
+use crate::error::{Error, Result};
+use crate::manifest;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    /// Objects uploaded by this push and their bytes.
+    pub uploaded: u64,
+    pub bytes: u64,
+    /// Objects the remote already had.
+    pub skipped: u64,
+    /// Objects absent from the local cache (not pushed).
+    pub missing: Vec<String>,
+    /// Directories whose manifest was not published because some file was missing locally.
+    pub incomplete: Vec<String>,
+}
+
+/// Push `items` (hash, is_dir): directory items bring their manifest and every file in it.
+pub fn push(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> Result<PushReport> {
+    r.block_on(push_async(r, cache_dir, items))
+}
+
+async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> Result<PushReport> {
+    r.check_format(true).await?;
+    r.catalog().await?;
+    let mut report = PushReport::default();
+    let mut seen: HashSet<[u8; 32]> = HashSet::new();
+    let mut files: Vec<String> = vec![];
+    let mut dirs: Vec<(String, Vec<String>)> = vec![];
+    let mut add = |h: &str, files: &mut Vec<String>| {
+        if let Some(raw) = packidx::raw(h) {
+            if seen.insert(raw) {
+                files.push(h.to_string());
+            }
+        }
+    };
+    for (h, is_dir) in items {
+        if !crate::hash::is_hex64(h) {
+            return Err(Error::Invalid {
+                path: cache_dir.into(),
+                msg: format!("{h:?} is not a 64-hex blake3 hash"),
+            });
+        }
+        if !*is_dir {
+            add(h, &mut files);
+            continue;
+        }
+        match manifest::load_from_cache(cache_dir, h) {
+            Ok(m) => {
+                let mut names = vec![];
+                for e in m.entries.iter().filter(|e| e.link.is_none()) {
+                    add(&e.hash, &mut files);
+                    names.push(e.hash.clone());
+                }
+                dirs.push((h.clone(), names));
+            }
+            Err(Error::CacheMissing { .. }) => report.missing.push(h.clone()),
+            Err(e) => return Err(e),
+        }
+    }
+    progress_reset((files.len() + dirs.len()) as u64);
+    let (present, missing) = local_sizes(cache_dir, &files);
+    let missing_set: HashSet<&String> = missing.iter().collect();
+    publish(r, cache_dir, present, &mut report).await?;
+    let mut manifests = vec![];
+    for (h, names) in &dirs {
+        if names.iter().any(|n| missing_set.contains(n)) {
+            report.incomplete.push(h.clone());
+        } else {
+            manifests.push(h.clone());
+        }
+    }
+    let (present_m, _) = local_sizes(cache_dir, &manifests);
+    publish(r, cache_dir, present_m, &mut report).await?;
+    report.missing.extend(missing);
+    report.missing.sort();
+    report.missing.dedup();
+    Ok(report)
+}
+
+/// (hash, size) of the objects present in the cache, and the names of those absent.
+fn local_sizes(cache_dir: &Path, hashes: &[String]) -> (Vec<(String, u64)>, Vec<String>) {
+    let mut present = Vec::with_capacity(hashes.len());
+    let mut missing = vec![];
+    for h in hashes {
+        match std::fs::metadata(manifest::object_path(cache_dir, h)) {
+            Ok(m) if m.is_file() => present.push((h.clone(), m.len())),
+            _ => missing.push(h.clone()),
+        }
+    }
+    (present, missing)
+}
+
+/// Upload whichever of `objs` the remote lacks: small ones in new packs (each followed by its
+/// index), big ones loose. Returns when everything is published.
+async fn publish(
+    r: &Remote,
+    cache_dir: &Path,
+    objs: Vec<(String, u64)>,
+    report: &mut PushReport,
+) -> Result<()> {
+    let cat = r.catalog().await?;
+    let mut small = vec![];
+    let mut big = vec![];
+    for (h, len) in objs {
+        let raw = packidx::raw(&h).expect("validated hash");
+        if cat.contains(&raw) {
+            report.skipped += 1;
+            progress_add(0, 0, 1);
+        } else if len < LOOSE_MIN {
+            small.push((h, len));
+        } else {
+            big.push((h, len));
+        }
+    }
+    drop(cat);
+    // Loose objects first ask the remote (one HEAD each, in parallel): only big ones are loose.
+    let heads: Vec<(String, u64, bool)> = futures::stream::iter(big)
+        .map(|(h, len)| async move {
+            let there = r.exists(&Remote::object_key(&h)).await?;
+            Ok::<_, Error>((h, len, there))
+        })
+        .buffer_unordered(r.jobs)
+        .try_collect()
+        .await?;
+    let mut jobs: Vec<Job> = vec![];
+    for (h, len, there) in heads {
+        if there {
+            report.skipped += 1;
+            progress_add(0, 0, 1);
+        } else {
+            jobs.push(Job::Loose(h, len));
+        }
+    }
+    let mut pack: Vec<(String, u64)> = vec![];
+    let mut size = 0;
+    for (h, len) in small {
+        size += len;
+        pack.push((h, len));
+        if size >= PACK_TARGET {
+            jobs.push(Job::Pack(std::mem::take(&mut pack)));
+            size = 0;
+        }
+    }
+    if !pack.is_empty() {
+        jobs.push(Job::Pack(pack));
+    }
+    // Bounded: each job holds at most a few parts in memory.
+    let done: Vec<(u64, u64)> = futures::stream::iter(jobs)
+        .map(|j| run_job(r, cache_dir, j))
+        .buffer_unordered(r.jobs.min(8))
+        .try_collect()
+        .await?;
+    for (n, b) in done {
+        report.uploaded += n;
+        report.bytes += b;
+    }
+    Ok(())
+}
+
+enum Job {
+    Loose(String, u64),
+    Pack(Vec<(String, u64)>),
+}
+
+fn source(cache_dir: &Path, h: &str, len: u64) -> Source {
+    Source {
+        hash: h.to_string(),
+        path: manifest::object_path(cache_dir, h),
+        len,
+    }
+}
+
+async fn run_job(r: &Remote, cache_dir: &Path, job: Job) -> Result<(u64, u64)> {
+    match job {
+        Job::Loose(h, len) => {
+            let src = vec![source(cache_dir, &h, len)];
+            transfer::upload(r, &Remote::object_key(&h), src, len).await?;
+            kill_point("remote_object_put");
+            progress_add(1, len, 0);
+            Ok((1, len))
+        }
+        Job::Pack(objs) => {
+            let order: Vec<([u8; 32], u64)> = objs
+                .iter()
+                .map(|(h, l)| (packidx::raw(h).expect("validated hash"), *l))
+                .collect();
+            let (idx_bytes, id, _) = packidx::build(&order);
+            let total: u64 = objs.iter().map(|(_, l)| l).sum();
+            let idx_rel = format!("index/{id}.idx");
+            if !r.exists(&idx_rel).await? {
+                let src = objs.iter().map(|(h, l)| source(cache_dir, h, *l)).collect();
+                transfer::upload(r, &format!("packs/{id}.pack"), src, total).await?;
+                kill_point("remote_pack_put");
+                r.put_once(&idx_rel, idx_bytes.clone().into()).await?;
+                kill_point("remote_index_put");
+            }
+            let parsed = packidx::parse(&idx_bytes, &id).expect("index we just built");
+            r.catalog_add(parsed);
+            progress_add(objs.len() as u64, total, 0);
+            Ok((objs.len() as u64, total))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use futures::TryStreamExt;
+
+    fn keys(r: &Remote, sub: &str) -> Vec<String> {
+        let mut v: Vec<String> = r
+            .block_on(r.store.list(Some(&r.key(sub))).try_collect::<Vec<_>>())
+            .unwrap()
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn small_objects_go_in_one_pack_with_an_index_and_a_repush_uploads_nothing() {
+        let (d, names) = cache_with(&[b"a", b"bb", b"ccc"]);
+        let r = memory_remote();
+        let items: Vec<_> = names.iter().map(|h| (h.clone(), false)).collect();
+        let rep = push(&r, d.path(), &items).unwrap();
+        assert_eq!((rep.uploaded, rep.bytes, rep.skipped), (3, 6, 0));
+        assert_eq!(keys(&r, "packs").len(), 1);
+        assert_eq!(keys(&r, "index").len(), 1);
+        // A new handle (a new command) sees them through the index.
+        let r2 = Remote::with_store(&config("mem"), r.store.clone(), "pfx".into(), None);
+        let rep = push(&r2, d.path(), &items).unwrap();
+        assert_eq!((rep.uploaded, rep.skipped), (0, 3));
+    }
+
+    #[test]
+    fn big_objects_are_loose() {
+        let big = vec![1u8; LOOSE_MIN as usize];
+        let (d, names) = cache_with(&[&big]);
+        let r = memory_remote();
+        let rep = push(&r, d.path(), &[(names[0].clone(), false)]).unwrap();
+        assert_eq!(rep.uploaded, 1);
+        assert_eq!(
+            keys(&r, "objects"),
+            vec![format!("pfx/{}", Remote::object_key(&names[0]))]
+        );
+        let r2 = Remote::with_store(&config("mem"), r.store.clone(), "pfx".into(), None);
+        assert_eq!(
+            push(&r2, d.path(), &[(names[0].clone(), false)])
+                .unwrap()
+                .skipped,
+            1
+        );
+    }
+
+    #[test]
+    fn missing_local_objects_are_reported_and_keep_their_directory_unpublished() {
+        let (d, names) = cache_with(&[b"x"]);
+        let absent = crate::hash::hash_bytes(b"absent");
+        let m = manifest::Manifest::from_entries(vec![
+            manifest::Entry {
+                path: b"a".to_vec(),
+                hash: names[0].clone(),
+                size: 1,
+                exec: false,
+                link: None,
+            },
+            manifest::Entry {
+                path: b"b".to_vec(),
+                hash: absent.clone(),
+                size: 6,
+                exec: false,
+                link: None,
+            },
+        ]);
+        let bytes = m.to_bytes();
+        let mh = crate::hash::hash_bytes(&bytes);
+        let p = manifest::object_path(d.path(), &mh);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, &bytes).unwrap();
+        let r = memory_remote();
+        let rep = push(&r, d.path(), &[(mh.clone(), true)]).unwrap();
+        assert_eq!(rep.missing, vec![absent]);
+        assert_eq!(rep.incomplete, vec![mh.clone()]);
+        assert_eq!(
+            rep.uploaded, 1,
+            "the present file is pushed, the manifest is not"
+        );
+        let cat = r.block_on(r.catalog()).unwrap();
+        assert!(!cat.contains(&packidx::raw(&mh).unwrap()));
+    }
+}

@@ -1,0 +1,513 @@
+//! Streaming transfers between the local cache and one remote key, in bounded memory.
+//!
+//! Upload: a blocking reader concatenates cache objects into fixed-size parts, re-hashing
+//! every object as it is read (a mismatch aborts the upload, naming the object), and hands the
+//! parts over a one-slot channel to a multipart upload with a few parts in flight. Download: one
+//! (range) GET is cut into objects as the bytes arrive, each streamed into a temp file in the
+//! cache while hashed and renamed into place only when its hash equals its name.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use object_store::{GetOptions, GetRange, ObjectStoreExt, PutPayload};
+
+use super::{Remote, PART};
+use crate::atomic;
+use crate::error::{Error, IoContext, RemoteKind, Result};
+
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// One cache object to upload.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub hash: String,
+    pub path: PathBuf,
+    pub len: u64,
+}
+
+/// Read `sources` in order, re-hashing each, and emit the concatenation in `part`-byte chunks
+/// (the last may be shorter). `emit` returning false stops early (the receiver is gone).
+pub fn read_concat(
+    sources: &[Source],
+    part: usize,
+    mut emit: impl FnMut(Bytes) -> bool,
+) -> Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(part);
+    for s in sources {
+        let mut f = File::open(&s.path).at(&s.path)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut left = s.len;
+        while left > 0 {
+            if buf.len() == part
+                && !emit(Bytes::from(std::mem::replace(
+                    &mut buf,
+                    Vec::with_capacity(part),
+                )))
+            {
+                return Ok(());
+            }
+            let room = (part - buf.len()).min(left.min(usize::MAX as u64) as usize);
+            let start = buf.len();
+            buf.resize(start + room, 0);
+            let n = read_full(&mut f, &mut buf[start..]).at(&s.path)?;
+            buf.truncate(start + n);
+            hasher.update(&buf[start..]);
+            if n < room {
+                break; // shorter than its recorded size: the hash check below names it
+            }
+            left -= n as u64;
+        }
+        let mut extra = [0u8; 1];
+        let longer = f.read(&mut extra).at(&s.path)? > 0;
+        if left > 0 || longer || hasher.finalize().to_hex().as_str() != s.hash {
+            return Err(Error::CacheCorrupt {
+                path: s.path.clone(),
+                hash: s.hash.clone(),
+            });
+        }
+    }
+    if !buf.is_empty() {
+        emit(Bytes::from(buf));
+    }
+    Ok(())
+}
+
+fn read_full(f: &mut File, mut out: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while !out.is_empty() {
+        match f.read(out) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                out = &mut out[k..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Upload the concatenation of `sources` (`total` bytes) as the new key `rel`, create-only.
+/// Returns false when the key already existed (same name, same bytes: nothing to do).
+pub async fn upload(r: &Remote, rel: &str, sources: Vec<Source>, total: u64) -> Result<bool> {
+    if r.exists(rel).await? {
+        return Ok(false);
+    }
+    if total <= PART as u64 {
+        let data = tokio::task::spawn_blocking(move || {
+            let mut all = Vec::with_capacity(total as usize);
+            read_concat(&sources, PART.max(1), |b| {
+                all.extend_from_slice(&b);
+                true
+            })?;
+            Ok::<_, Error>(all)
+        })
+        .await
+        .map_err(|e| r.error(RemoteKind::Other, format!("reader failed: {e}")))??;
+        return r.put_once(rel, Bytes::from(data)).await;
+    }
+    let key = r.key(rel);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let reader = tokio::task::spawn_blocking(move || {
+        read_concat(&sources, PART, |b| tx.blocking_send(b).is_ok())
+    });
+    let mut up = r
+        .store
+        .put_multipart(&key)
+        .await
+        .map_err(|e| r.map_err(&e, rel))?;
+    let sent: Result<()> = async {
+        let mut inflight = FuturesUnordered::new();
+        while let Some(chunk) = rx.recv().await {
+            while inflight.len() >= PARTS_IN_FLIGHT {
+                if let Some(res) = inflight.next().await {
+                    res?;
+                }
+            }
+            let part = up.put_part(PutPayload::from(chunk));
+            inflight.push(async move { part.await.map_err(|e| r.map_err(&e, rel)) });
+        }
+        while let Some(res) = inflight.next().await {
+            res?;
+        }
+        Ok(())
+    }
+    .await;
+    drop(rx);
+    let read = reader
+        .await
+        .map_err(|e| r.error(RemoteKind::Other, format!("reader failed: {e}")));
+    let outcome = match (read, sent) {
+        (Ok(Err(e)), _) | (Err(e), _) => Err(e), // a corrupt source wins: it names the object
+        (Ok(Ok(())), Err(e)) => Err(e),
+        (Ok(Ok(())), Ok(())) => Ok(()),
+    };
+    match outcome {
+        Ok(()) => {
+            up.complete().await.map_err(|e| r.map_err(&e, rel))?;
+            Ok(true)
+        }
+        Err(e) => {
+            let _ = up.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// One object expected inside a downloaded key, at `offset` (from the key's start), `len`
+/// bytes long; `len == None` for a loose object of unknown size (the whole key).
+#[derive(Debug, Clone)]
+pub struct Want {
+    pub hash: String,
+    pub offset: u64,
+    pub len: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Got {
+    /// Verified and in the cache (bytes).
+    Stored(u64),
+    Corrupt,
+    Missing,
+}
+
+/// Rename `from` to `to` unless `to` exists (then `from` is left for the caller to drop).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(from.as_os_str().as_bytes())?;
+    let b = CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: valid NUL-terminated paths; AT_FDCWD.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            // No RENAME_NOREPLACE here: link() refuses an existing name just the same.
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        _ => Err(e),
+    }
+}
+
+/// A cache object being written: temp file in `files/`, hashed as written.
+struct Incoming {
+    tmp: PathBuf,
+    file: File,
+    hasher: blake3::Hasher,
+    written: u64,
+}
+
+impl Incoming {
+    fn new(files: &Path) -> Result<Incoming> {
+        let (tmp, file) = atomic::create_temp_in(files, 0o644)?;
+        Ok(Incoming {
+            tmp,
+            file,
+            hasher: blake3::Hasher::new(),
+            written: 0,
+        })
+    }
+
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        self.hasher.update(b);
+        self.written += b.len() as u64;
+        self.file.write_all(b).at(&self.tmp)
+    }
+
+    /// Verify and move into place; a mismatch removes the temp and reports Corrupt.
+    fn finish(self, cache_dir: &Path, hash: &str) -> Result<Got> {
+        let Incoming {
+            tmp,
+            file,
+            hasher,
+            written,
+        } = self;
+        drop(file);
+        if hasher.finalize().to_hex().as_str() != hash {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(Got::Corrupt);
+        }
+        let res = (|| {
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444)).at(&tmp)?;
+            atomic::kill_point("fetch_object_write");
+            let obj = crate::manifest::object_path(cache_dir, hash);
+            let shard = atomic::parent_dir(&obj);
+            if !shard.is_dir() {
+                std::fs::create_dir_all(shard).at(shard)?;
+            }
+            match rename_noreplace(&tmp, &obj) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Ok(())
+                }
+                Err(e) => Err(Error::io(&obj, e)),
+            }
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        res.map(|()| Got::Stored(written))
+    }
+
+    fn discard(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// GET `rel` (bytes `range`, or all of it) and store the `wants` it holds (sorted by offset,
+/// non-overlapping) into `cache_dir`. Returns one outcome per want, in order.
+pub async fn download(
+    r: &Remote,
+    rel: &str,
+    range: Option<std::ops::Range<u64>>,
+    wants: &[Want],
+    cache_dir: &Path,
+) -> Result<Vec<Got>> {
+    let files = cache_dir.join("files");
+    let base = range.as_ref().map_or(0, |x| x.start);
+    let opts = GetOptions {
+        range: range.clone().map(GetRange::Bounded),
+        ..Default::default()
+    };
+    let mut out = vec![Got::Missing; wants.len()];
+    let res = match r.store.get_opts(&r.key(rel), opts).await {
+        Ok(res) => res,
+        Err(object_store::Error::NotFound { ref source, .. })
+            if !format!("{source:?}").contains("NoSuchBucket") =>
+        {
+            return Ok(out);
+        }
+        Err(e) => return Err(r.map_err(&e, rel)),
+    };
+    let mut stream = res.into_stream();
+    let mut pos = base; // offset (in the key) of the next byte of the stream
+    let mut i = 0; // current want
+    let mut cur: Option<Incoming> = None;
+    let end_of = |w: &Want| w.len.map_or(u64::MAX, |l| w.offset + l);
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(inc) = cur.take() {
+                    inc.discard();
+                }
+                return Err(r.map_err(&e, rel));
+            }
+        };
+        let mut data: &[u8] = &chunk;
+        while !data.is_empty() && i < wants.len() {
+            let w = &wants[i];
+            if pos < w.offset {
+                // Gap between wanted objects of a coalesced range: skip it.
+                let skip = ((w.offset - pos).min(data.len() as u64)) as usize;
+                data = &data[skip..];
+                pos += skip as u64;
+                continue;
+            }
+            if cur.is_none() {
+                cur = Some(Incoming::new(&files)?);
+            }
+            let take = ((end_of(w) - pos).min(data.len() as u64)) as usize;
+            cur.as_mut().map(|c| c.write(&data[..take])).transpose()?;
+            data = &data[take..];
+            pos += take as u64;
+            if pos == end_of(w) {
+                let inc = cur.take().expect("object in progress");
+                out[i] = inc.finish(cache_dir, &w.hash)?;
+                i += 1;
+            }
+        }
+        if i >= wants.len() {
+            break;
+        }
+    }
+    if let Some(inc) = cur.take() {
+        // A loose object of unknown size ends with the stream; anything else is short.
+        if i < wants.len() && wants[i].len.is_none() {
+            out[i] = inc.finish(cache_dir, &wants[i].hash)?;
+        } else {
+            inc.discard();
+            if i < wants.len() {
+                out[i] = Got::Corrupt; // truncated on the remote
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fetch a small key whole into memory and check it hashes to `hash` (manifests for
+/// `contains`); None when absent, Err(Corrupt) when the bytes do not match.
+pub async fn get_verified(
+    r: &Remote,
+    rel: &str,
+    range: Option<std::ops::Range<u64>>,
+    hash: &str,
+) -> Result<Option<Bytes>> {
+    let opts = GetOptions {
+        range: range.map(GetRange::Bounded),
+        ..Default::default()
+    };
+    let data = match r.store.get_opts(&r.key(rel), opts).await {
+        Ok(res) => res.bytes().await.map_err(|e| r.map_err(&e, rel))?,
+        Err(object_store::Error::NotFound { ref source, .. })
+            if !format!("{source:?}").contains("NoSuchBucket") =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(r.map_err(&e, rel)),
+    };
+    if blake3::hash(&data).to_hex().as_str() != hash {
+        return Err(r.error(RemoteKind::Corrupt, format!("object {hash} is corrupt")));
+    }
+    Ok(Some(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+
+    fn sources(cache: &Path, names: &[String]) -> Vec<Source> {
+        names
+            .iter()
+            .map(|h| {
+                let path = crate::manifest::object_path(cache, h);
+                let len = std::fs::metadata(&path).unwrap().len();
+                Source {
+                    hash: h.clone(),
+                    path,
+                    len,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn read_concat_cuts_fixed_parts_and_checks_hashes() {
+        let (d, names) = cache_with(&[b"hello", b"world!!", b""]);
+        let src = sources(d.path(), &names);
+        let mut parts = vec![];
+        read_concat(&src, 4, |b| {
+            parts.push(b);
+            true
+        })
+        .unwrap();
+        let lens: Vec<_> = parts.iter().map(|b| b.len()).collect();
+        assert_eq!(lens, vec![4, 4, 4]);
+        assert_eq!(parts.concat(), b"helloworld!!");
+        // Flip a byte of the second object: the read names it.
+        let p = &src[1].path;
+        std::fs::write(p, b"world!?").unwrap();
+        let e = read_concat(&src, 4, |_| true).unwrap_err();
+        assert!(e.to_string().contains(&names[1]), "{e}");
+    }
+
+    #[test]
+    fn multipart_upload_round_trips_and_download_verifies() {
+        let big: Vec<u8> = (0..(PART + PART / 2 + 7))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let (d, names) = cache_with(&[&big, b"small one"]);
+        let r = memory_remote();
+        let src = sources(d.path(), &names);
+        let total = src.iter().map(|s| s.len).sum();
+        assert!(r.block_on(upload(&r, "packs/x.pack", src, total)).unwrap());
+        // Fetch both out of the one key into a fresh cache.
+        let fresh = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(fresh.path().join("files")).unwrap();
+        let wants = vec![
+            Want {
+                hash: names[0].clone(),
+                offset: 0,
+                len: Some(big.len() as u64),
+            },
+            Want {
+                hash: names[1].clone(),
+                offset: big.len() as u64,
+                len: Some(9),
+            },
+        ];
+        let got = r
+            .block_on(download(&r, "packs/x.pack", None, &wants, fresh.path()))
+            .unwrap();
+        assert_eq!(got, vec![Got::Stored(big.len() as u64), Got::Stored(9)]);
+        let p = crate::manifest::object_path(fresh.path(), &names[1]);
+        assert_eq!(std::fs::read(p).unwrap(), b"small one");
+        // A range that only covers the second object.
+        let fresh2 = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(fresh2.path().join("files")).unwrap();
+        let start = big.len() as u64;
+        let got = r
+            .block_on(download(
+                &r,
+                "packs/x.pack",
+                Some(start..start + 9),
+                &wants[1..],
+                fresh2.path(),
+            ))
+            .unwrap();
+        assert_eq!(got, vec![Got::Stored(9)]);
+    }
+
+    #[test]
+    fn a_corrupt_remote_object_never_enters_the_cache() {
+        let r = memory_remote();
+        let h = crate::hash::hash_bytes(b"good");
+        r.block_on(r.put_once("objects/x", Bytes::from_static(b"evil")))
+            .unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(fresh.path().join("files")).unwrap();
+        let wants = [Want {
+            hash: h.clone(),
+            offset: 0,
+            len: None,
+        }];
+        let got = r
+            .block_on(download(&r, "objects/x", None, &wants, fresh.path()))
+            .unwrap();
+        assert_eq!(got, vec![Got::Corrupt]);
+        assert!(!crate::manifest::object_path(fresh.path(), &h).exists());
+        let left: Vec<_> = std::fs::read_dir(fresh.path().join("files"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "no temp left behind");
+        let missing = r
+            .block_on(download(&r, "objects/none", None, &wants, fresh.path()))
+            .unwrap();
+        assert_eq!(missing, vec![Got::Missing]);
+    }
+
+    #[test]
+    fn an_upload_of_a_corrupt_source_is_aborted_and_publishes_nothing() {
+        let big: Vec<u8> = vec![7u8; PART * 2 + 3];
+        let (d, names) = cache_with(&[&big]);
+        let mut src = sources(d.path(), &names);
+        src[0].hash = "0".repeat(64);
+        let r = memory_remote();
+        let e = r
+            .block_on(upload(&r, "objects/y", src, big.len() as u64))
+            .unwrap_err();
+        assert!(e.to_string().contains(&"0".repeat(64)), "{e}");
+        assert!(!r.block_on(r.exists("objects/y")).unwrap());
+    }
+}
