@@ -531,6 +531,21 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_local_object_is_replaced_by_the_verified_one() {
+        let (d, n) = cache_with(&[b"complete content"]);
+        let dh = dir_object(d.path(), &[("f", &n[0], 16)]);
+        let r = memory_remote();
+        push(&r, d.path(), &[(dh.clone(), true)]).unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        let p = manifest::object_path(fresh.path(), &n[0]);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"compl").unwrap();
+        let rep = fetch(&r, fresh.path(), &[(dh, true)]).unwrap();
+        assert_eq!(rep.fetched, 2, "{rep:?}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"complete content");
+    }
+
+    #[test]
     fn objects_the_remote_lacks_are_missing() {
         let r = memory_remote();
         let fresh = tempfile::tempdir().unwrap();

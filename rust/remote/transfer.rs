@@ -257,8 +257,14 @@ impl Incoming {
             match rename_noreplace(&tmp, &obj) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let _ = std::fs::remove_file(&tmp);
-                    Ok(())
+                    // An object of the wrong size (truncated by a crash) is replaced by the
+                    // verified bytes, as the cache's own insert does; an intact one is kept.
+                    if std::fs::metadata(&obj).is_ok_and(|m| m.len() != written) {
+                        std::fs::rename(&tmp, &obj).at(&obj)
+                    } else {
+                        let _ = std::fs::remove_file(&tmp);
+                        Ok(())
+                    }
                 }
                 Err(e) => Err(Error::io(&obj, e)),
             }

@@ -207,3 +207,61 @@ def test_s3_profile_credentials(tmp_path: pathlib.Path, s3_server: S3Server) -> 
     missing = run(origin.root, "push", env={"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no")})
     assert missing.returncode == 1
     assert "AWS profile 'ci' has no access keys" in missing.stderr
+
+
+def test_verify_allow_missing_accepts_outputs_on_the_remote(tmp_path: pathlib.Path) -> None:
+    backend = new_backend("dir", tmp_path, None)
+    origin = origin_project(tmp_path, backend)
+    ok(run(origin.root, "push", "train", "prepare", "other"))
+    clone = clone_of(origin, tmp_path / "clone", backend)
+    partial = run(clone.root, "verify", "--allow-missing")
+    assert partial.returncode == 1
+    # Only what was not pushed is reported.
+    assert "shards not in cache" in partial.stdout
+    assert "model.txt not in cache" not in partial.stdout
+    ok(run(origin.root, "push"))
+    ok(run(clone.root, "verify", "--allow-missing"))
+    assert run(clone.root, "verify").returncode == 1, "without the flag the cache must hold them"
+
+
+def test_status_cloud_lists_what_is_not_pushed(tmp_path: pathlib.Path) -> None:
+    backend = new_backend("dir", tmp_path, None)
+    origin = origin_project(tmp_path, backend)
+    before = ok(run(origin.root, "status", "-c"))
+    assert "Not on remote store:" in before.stdout
+    assert "  model.txt" in before.stdout and "  raw" in before.stdout
+    ok(run(origin.root, "push", "train"))
+    doc = json.loads(ok(run(origin.root, "status", "--cloud", "--json")).stdout)
+    assert doc["remote"]["name"] == "store"
+    assert "model.txt" not in doc["remote"]["not_pushed"]
+    assert "shards" in doc["remote"]["not_pushed"]
+    assert run(origin.root, "status", "-c", "-q").returncode == 1
+    ok(run(origin.root, "push"))
+    after = ok(run(origin.root, "status", "-c"))
+    assert "All cached outputs are on remote store" in after.stdout
+    assert run(origin.root, "status", "-c", "-q").returncode == 0
+
+
+def test_repro_pull_restores_from_the_remote_instead_of_running(tmp_path: pathlib.Path) -> None:
+    backend = new_backend("dir", tmp_path, None)
+    origin = origin_project(tmp_path, backend)
+    ok(run(origin.root, "push"))
+    clone = clone_of(origin, tmp_path / "clone", backend)
+    res = ok(run(clone.root, "repro", "--pull", "--json"))
+    summary = [json.loads(line) for line in res.stdout.splitlines() if line.strip()][-1]
+    assert summary["ran"] == 0 and summary["failed"] == 0, res.stdout
+    assert not (clone.root / "runs.log").exists(), "no stage body executed"
+    assert (clone.root / "model.txt").read_text() == "model of HELLO\n"
+    assert sorted(p.name for p in (clone.root / "shards").iterdir()) == [
+        "part-0.txt",
+        "part-1.txt",
+        "part-2.txt",
+    ]
+    ok(run(clone.root, "verify", "prepare", "train", "evaluate", "other", "make_shards"))
+    # Without the remote's help a changed input runs the stage as usual.
+    clone.write("input.txt", "changed\n")
+    res = ok(run(clone.root, "repro", "--pull", "--json"))
+    summary = [json.loads(line) for line in res.stdout.splitlines() if line.strip()][-1]
+    assert summary["failed"] == 0 and summary["ran"] >= 2
+    assert {"prepare", "train"} <= set(clone.runs())
+    assert (clone.root / "model.txt").read_text() == "model of CHANGED\n"

@@ -98,6 +98,7 @@ def execute(
     checkout_missing: bool,
     allow_uncached_incremental: bool,
     as_json: bool,
+    pull: Callable[[str, Any], None] | None = None,
 ) -> None:
     """Run `order` through the engine with the console or JSONL sink; exit 1 on failure."""
     from pivot.cli import output
@@ -122,6 +123,7 @@ def execute(
         jobs=jobs,
         checkout_missing=checkout_missing,
         allow_uncached_incremental=allow_uncached_incremental,
+        pull=pull,
     )
     started = time.perf_counter()
     summary: RunSummary = runner.run(ctx, order, opts, [sink])

@@ -14,6 +14,7 @@ KEYS = (
     "region",
     "profile",
     "jobs",
+    "retries",
     "access_key_id",
     "secret_access_key",
     "session_token",
@@ -126,9 +127,9 @@ def modify(name: str, key: str, value: str | None, unset: bool, local: bool) -> 
     if unset == (value is not None):
         raise UsageError("give a VALUE or --unset")
     parsed: object = value
-    if key == "jobs" and value is not None:
+    if key in ("jobs", "retries") and value is not None:
         try:
             parsed = int(value)
         except ValueError:
-            raise UsageError(f"jobs must be a positive integer, got {value!r}") from None
+            raise UsageError(f"{key} must be an integer, got {value!r}") from None
     remote_config.set_keys(pivot_dir, name, {key: parsed}, local=local)

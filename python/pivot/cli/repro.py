@@ -25,6 +25,12 @@ from pivot.cli import _run_common
     is_flag=True,
     help="With --dry-run: do not fail on missing dependency files.",
 )
+@click.option(
+    "--pull",
+    is_flag=True,
+    help="Before running a stage, fetch its run-cache entry and outputs from the remote.",
+)
+@click.option("--remote", "remote_name", help="Remote for --pull (default remote).")
 @_run_common.run_options
 @click.pass_context
 def repro(
@@ -34,6 +40,8 @@ def repro(
     explain: bool,
     keep_going: bool,
     allow_missing: bool,
+    pull: bool,
+    remote_name: str | None,
     cache_dir: pathlib.Path | None,
     jobs: int | None,
     allow_uncached_incremental: bool,
@@ -61,6 +69,12 @@ def repro(
         )
         return
 
+    hook = None
+    if pull or remote_name is not None:
+        from pivot.engine import transfer
+        from pivot.storage.remote import open_remote
+
+        hook = transfer.pull_hook(ctx, open_remote(ctx.project, remote_name, jobs))
     _run_common.execute(
         click_ctx,
         ctx,
@@ -72,6 +86,7 @@ def repro(
         checkout_missing=checkout_missing,
         allow_uncached_incremental=allow_uncached_incremental,
         as_json=as_json,
+        pull=hook,
     )
 
 

@@ -15,6 +15,8 @@ from pivot.cli import _run_common
 @click.option("-q", "--quiet", "local_quiet", is_flag=True, help="No output; exit 1 if stale.")
 @click.option("-e", "--explain", is_flag=True, help="Show which code entry, param or file changed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable status on stdout.")
+@click.option("-c", "--cloud", is_flag=True, help="Also list cached outputs not on the remote.")
+@click.option("-r", "--remote", "remote_name", help="Remote for --cloud (implies it).")
 @click.pass_context
 def status(
     click_ctx: click.Context,
@@ -23,6 +25,8 @@ def status(
     local_quiet: bool,
     explain: bool,
     as_json: bool,
+    cloud: bool,
+    remote_name: str | None,
 ) -> None:
     """Show stale stages of STAGES and their upstream (no STAGES: the whole pipeline).
 
@@ -41,14 +45,23 @@ def status(
     decisions = plan.decide(ctx, order)
     ordered = [decisions[name] for name in order if name in decisions]
     stale = [d for d in ordered if _run_common.is_stale(d)]
+    remote_label = None
+    missing_remote: list[str] = []
+    if cloud or remote_name is not None:
+        from pivot.engine import transfer
+        from pivot.storage.remote import open_remote
+
+        remote = open_remote(ctx.project, remote_name)
+        remote_label = remote.name
+        missing_remote = transfer.not_pushed(ctx, remote, targets or None)
 
     if quiet:
-        if stale:
+        if stale or missing_remote:
             click_ctx.exit(1)
         return
 
     if as_json:
-        payload = {
+        payload: dict[str, object] = {
             "stages": {
                 d.stage: {
                     "stale": _run_common.is_stale(d),
@@ -58,8 +71,12 @@ def status(
                 for d in ordered
             }
         }
+        if remote_label is not None:
+            payload["remote"] = {"name": remote_label, "not_pushed": missing_remote}
         click.echo(json.dumps(payload, indent=2))
         return
+    if remote_label is not None:
+        _echo_remote(remote_label, missing_remote)
 
     if not ordered:
         click.echo("No stages")
@@ -81,3 +98,12 @@ def status(
                 click.echo(f"  {d.stage}: {d.reason}")
     if not stale:
         click.echo("All stages up to date")
+
+
+def _echo_remote(name: str, missing: list[str]) -> None:
+    if missing:
+        click.echo(f"Not on remote {name}:")
+        for path in missing:
+            click.echo(f"  {path}")
+    else:
+        click.echo(f"All cached outputs are on remote {name}")

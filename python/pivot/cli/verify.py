@@ -25,6 +25,12 @@ from pivot.cli import _run_common
     metavar="PERCENT",
     help="With --cache: re-hash a random PERCENT of the file objects (manifests always).",
 )
+@click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="Accept outputs absent from the workspace and cache when the remote has them.",
+)
+@click.option("-r", "--remote", "remote_name", help="Remote for --allow-missing (default remote).")
 @click.pass_context
 def verify(
     click_ctx: click.Context,
@@ -32,6 +38,8 @@ def verify(
     as_json: bool,
     check_cache: bool,
     sample: float | None,
+    allow_missing: bool,
+    remote_name: str | None,
 ) -> None:
     """Exit 0 when STAGES (default: all) are up to date and their outputs are cached, else 1.
 
@@ -47,7 +55,21 @@ def verify(
     _run_common.validate_stages_exist(ctx, targets)
     if sample is not None and not check_cache:
         raise click.UsageError("--sample needs --cache")
-    result = engine_verify.verify(ctx, targets or None, cache=check_cache, sample=sample)
+    remote_has = None
+    if allow_missing:
+        from pivot.engine import transfer
+        from pivot.storage.remote import open_remote
+
+        remote = open_remote(ctx.project, remote_name)
+        remote_has = transfer.remote_has(ctx, remote, targets or None)
+    result = engine_verify.verify(
+        ctx,
+        targets or None,
+        allow_missing=allow_missing,
+        remote_has=remote_has,
+        cache=check_cache,
+        sample=sample,
+    )
     ctx.save()
 
     problems = [f"{name}: {reason}" for name, reason in result.stale.items()]

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
@@ -54,6 +54,9 @@ class RunOptions:
     jobs: int | None = None  # default: config core.jobs, else CPU count
     checkout_missing: bool = False
     allow_uncached_incremental: bool = False
+    # `repro --pull`: called (main thread) with (stage, state) before the run-cache lookup of a
+    # stage about to run, to fetch its run-cache entry and outputs from a remote.
+    pull: Callable[[str, plan.StageState], None] | None = None
 
 
 def run(ctx: Context, order: Sequence[str], opts: RunOptions, sinks: Sequence[Sink]) -> RunSummary:
@@ -233,6 +236,8 @@ class _Scheduler:
                 f"stage '{name}': dependency missing: {', '.join(state.missing_deps)}"
             )
         if not self.opts.force:
+            if self.opts.pull is not None:
+                self.opts.pull(name, state)
             hit = record.usable_run_cache_hit(self.ctx, name, state)
             if hit is not None:
                 self._job(name, "runcache", d, self._apply_run_cache, name, state, hit)

@@ -10,12 +10,13 @@ run-cache entries of the pushed stages' recorded runs, after the objects they na
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pivot.engine import checkout as checkout_mod
 from pivot.engine import plan, runcache
+from pivot.types import HashInfo
 
 if TYPE_CHECKING:
     from pivot.engine.context import Context
@@ -49,9 +50,13 @@ def run_keys(ctx: Context, stages: Sequence[str]) -> list[str]:
         lock, _problem = plan.read_stage_lock(ctx, name)
         if lock is None:
             continue
-        keys.append(
-            runcache.run_key(lock["code"], lock["params"], lock["deps"], plan.out_specs(stage))
-        )
+        key = runcache.run_key(lock["code"], lock["params"], lock["deps"], plan.out_specs(stage))
+        entry = runcache.lookup(ctx.runs_dir, key)
+        # Only an entry that records exactly the locked outputs (the objects being pushed).
+        if entry is not None and {k: e["hash"] for k, e in entry.items()} == {
+            k: e["hash"] for k, e in lock["outs"].items()
+        }:
+            keys.append(key)
     return keys
 
 
@@ -153,3 +158,54 @@ def fetch(ctx: Context, remote: Remote, targets: Sequence[str] | None = None) ->
     for bad in remote.bad_indexes():
         logger.warning("remote %s: ignoring %s", remote.name, bad)
     return result
+
+
+def remote_has(
+    ctx: Context, remote: Remote, targets: Sequence[str] | None = None
+) -> Callable[[str], bool]:
+    """For `verify --allow-missing`: one batched question to the remote about every referenced
+    object absent from the local cache (a directory counts only with every file)."""
+    refs = [
+        r
+        for r in referenced(ctx, targets)
+        if not ctx.cache.contains(HashInfo(hash=r.hash, size=r.size, nfiles=1, is_dir=r.is_dir))
+    ]
+    unique = list({(r.hash, r.is_dir, None if r.is_dir else r.size): None for r in refs})
+    answers = dict(zip((h for h, _d, _s in unique), remote.contains_many(unique), strict=True))
+    return lambda h: answers.get(h, False)
+
+
+def not_pushed(ctx: Context, remote: Remote, targets: Sequence[str] | None = None) -> list[str]:
+    """Referenced outputs (paths) the remote lacks (a directory: any file), in one batch."""
+    refs = referenced(ctx, targets)
+    answers = remote.contains_many([(r.hash, r.is_dir, None if r.is_dir else r.size) for r in refs])
+    return [r.path for r, there in zip(refs, answers, strict=True) if not there]
+
+
+def pull_hook(ctx: Context, remote: Remote) -> Callable[[str, plan.StageState], None]:
+    """For `repro --pull`: before a stage runs, fetch the run-cache entry of its current inputs
+    and the objects it names, so the run-cache lookup that follows can restore instead. A
+    remote problem is a warning: the stage then simply runs."""
+    from pivot.exceptions import PivotError
+
+    def hook(stage: str, state: plan.StageState) -> None:
+        if any(o.kind == "incremental" for o in ctx.pipeline.stages[stage].outs):
+            return
+        try:
+            if runcache.lookup(ctx.runs_dir, state.run_key) is None:
+                remote.fetch_run_entries([state.run_key])
+            outs = runcache.lookup(ctx.runs_dir, state.run_key)
+            if not outs:
+                return
+            rep = remote.fetch([(e["hash"], e["is_dir"]) for e in outs.values() if e["cache"]])
+            for p in rep.corrupt:
+                logger.warning(
+                    "remote %s: object %s of stage %s is corrupt; not used",
+                    remote.name,
+                    p.hash,
+                    stage,
+                )
+        except (PivotError, OSError) as e:
+            logger.warning("remote %s: could not pull %s: %s", remote.name, stage, e)
+
+    return hook

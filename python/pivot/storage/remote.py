@@ -148,6 +148,7 @@ class Remote:
             endpoint_url=settings.endpoint_url,
             jobs=jobs or settings.jobs or default_jobs(settings),
             cred_desc=desc,
+            max_retries=settings.retries,
             state_dir=str(project.state_dir / "remotes" / key),
             **kw,
         )

@@ -11,6 +11,7 @@ remote:
     region: us-east-1
     profile: ci
     jobs: 16
+    retries: 10              # retries of 5xx/timeouts per request, with backoff
 ```
 
 `config.local` overrides key by key, per remote. Secrets (`access_key_id`,
@@ -28,7 +29,7 @@ from typing import Any
 from pivot import config as config_mod
 from pivot.exceptions import ConfigError, RemoteNotFoundError
 
-PLAIN_KEYS = frozenset({"url", "endpoint_url", "region", "profile", "jobs"})
+PLAIN_KEYS = frozenset({"url", "endpoint_url", "region", "profile", "jobs", "retries"})
 SECRET_KEYS = frozenset({"access_key_id", "secret_access_key", "session_token"})
 ALL_KEYS = PLAIN_KEYS | SECRET_KEYS
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -42,6 +43,7 @@ class RemoteSettings:
     region: str | None = None
     profile: str | None = None
     jobs: int | None = None
+    retries: int | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
     session_token: str | None = None
@@ -73,9 +75,11 @@ def _check_value(path: Path, name: str, key: str, value: Any) -> Any:
         )
     if value is None:
         return None
-    if key == "jobs":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{where} must be a positive integer, got {value!r}")
+    if key in ("jobs", "retries"):
+        low = 1 if key == "jobs" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            kind = "a positive" if low else "a non-negative"
+            raise ConfigError(f"{where} must be {kind} integer, got {value!r}")
         return value
     if not isinstance(value, str) or not value.strip() or "\x00" in value or "\n" in value:
         raise ConfigError(f"{where} must be a non-empty one-line string")
