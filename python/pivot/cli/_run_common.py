@@ -60,6 +60,11 @@ def run_options(func: F) -> F:
         click.option(
             "-f", "--force", is_flag=True, help="Run even if unchanged; bypass the run cache."
         ),
+        click.option(
+            "--show-output",
+            is_flag=True,
+            help="Stream each stage's stdout/stderr as it runs, prefixed by [stage].",
+        ),
     ]
     for option in options:
         func = option(func)
@@ -98,14 +103,42 @@ def execute(
     checkout_missing: bool,
     allow_uncached_incremental: bool,
     as_json: bool,
+    show_output: bool = False,
+    display: str = "plain",
+    tui_log: pathlib.Path | None = None,
 ) -> None:
     """Run `order` through the engine with the console or JSONL sink; exit 1 on failure."""
     from pivot.cli import output
     from pivot.engine import runner
 
     quiet = global_flag(click_ctx, "quiet")
+    if order and (display == "tui" or tui_log is not None):
+        from pivot.cli import _live
+
+        opts = runner.RunOptions(
+            force=force,
+            keep_going=keep_going,
+            no_commit=no_commit,
+            jobs=jobs,
+            checkout_missing=checkout_missing,
+            allow_uncached_incremental=allow_uncached_incremental,
+        )
+        _live.run_once(
+            click_ctx,
+            ctx,
+            list(order),
+            opts,
+            display=display,
+            as_json=as_json,
+            show_output=show_output,
+            tui_log=tui_log,
+        )
+        return
     sink: output.ConsoleSink | output.JsonlSink
-    sink = output.JsonlSink() if as_json else output.ConsoleSink(quiet=quiet)
+    if as_json:
+        sink = output.JsonlSink(show_output=show_output)
+    else:
+        sink = output.ConsoleSink(quiet=quiet, show_output=show_output)
     sink.begin()
 
     if not order:
@@ -122,6 +155,7 @@ def execute(
         jobs=jobs,
         checkout_missing=checkout_missing,
         allow_uncached_incremental=allow_uncached_incremental,
+        stream_output=show_output,
     )
     started = time.perf_counter()
     summary: RunSummary = runner.run(ctx, order, opts, [sink])

@@ -55,16 +55,32 @@ def checkout(
     A file that differs from the recorded version is not overwritten unless --force.
     """
     from pivot.engine import checkout as engine_checkout
+    from pivot.engine.progress import LiveLine
 
     quiet = _run_common.global_flag(click_ctx, "quiet")
     ctx = _run_common.load_context(check_missing=False)
-    result = engine_checkout.checkout(
-        ctx,
-        list(dict.fromkeys(targets)) or None,
-        force=force,
-        only_missing=only_missing,
-        link_modes=link_modes,
-    )
+    counts = [0, 0]  # paths done, total
+
+    # A live line on a terminal, else a plain line every few seconds (engine/progress.py).
+    line = None if quiet else LiveLine(lambda: f"Checking out: {counts[0]}/{counts[1]} path(s)")
+
+    def on_path(done: int, total: int) -> None:
+        counts[0], counts[1] = done, total
+        if line is not None:
+            line.poke()
+
+    try:
+        result = engine_checkout.checkout(
+            ctx,
+            list(dict.fromkeys(targets)) or None,
+            force=force,
+            only_missing=only_missing,
+            link_modes=link_modes,
+            progress=on_path if line is not None else None,
+        )
+    finally:
+        if line is not None:
+            line.close()
     if not quiet:
         for path in result.restored:
             click.echo(f"restored {path}", err=True)

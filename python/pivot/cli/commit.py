@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from pivot.cli import _run_common
@@ -25,7 +23,8 @@ def commit(click_ctx: click.Context, stages: tuple[str, ...]) -> None:
     targets = _run_common.stage_list(stages)
     _run_common.validate_stages_exist(ctx, targets)
 
-    result = engine_commit.commit(ctx, targets or None, progress=sys.stderr.isatty() and not quiet)
+    # A live line on a terminal, else a plain line every few seconds (engine/progress.py).
+    result = engine_commit.commit(ctx, targets or None, progress=not quiet)
 
     if not quiet:
         if result.committed:

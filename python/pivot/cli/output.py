@@ -1,7 +1,7 @@
 """Sinks for run events: plain console lines on stderr and JSONL on stdout.
 
-Both implement the engine's `Sink` protocol (`stage_start`, `stage_complete`); `begin()` and
-`finish()` are called by the CLI around `engine.run`.
+Both implement the engine's `Sink` protocol (`stage_start`, `stage_complete`, `stage_output`);
+`begin()` and `finish()` are called by the CLI around `engine.run`.
 """
 
 from __future__ import annotations
@@ -46,9 +46,12 @@ def _status(result: StageResult) -> str:
 class ConsoleSink:
     """One line per finished stage on stderr; failures always, the rest unless quiet."""
 
-    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, quiet: bool = False, show_output: bool = False
+    ) -> None:
         self._stream = stream
         self.quiet = quiet
+        self.show_output = show_output  # `--show-output`: stream stage output as `[stage] line`
 
     @property
     def stream(self) -> TextIO:
@@ -64,6 +67,10 @@ class ConsoleSink:
 
     def stage_start(self, stage: str, index: int, total: int) -> None:
         """Plain mode prints stages when they finish, so parallel stages do not interleave."""
+
+    def stage_output(self, stage: str, line: str) -> None:
+        if self.show_output and not self.quiet:
+            self._write(f"[{stage}] {line}")
 
     def stage_complete(self, result: StageResult, index: int, total: int) -> None:
         status = _status(result)
@@ -103,15 +110,17 @@ class JsonlSink:
     """The `--json` event stream of spec §6, one object per line on stdout.
 
     Blocked stages never start: they get no `stage_start`, and their `stage_complete` has
-    status `failed` with the engine's reason (e.g. `blocked by train`); `execution_result.failed`
-    counts them, so it always equals the number of `failed` events.
+    status `blocked` with the engine's reason (e.g. `blocked by train`); `execution_result`
+    counts them in `blocked`, apart from `failed`, as the console summary does.
     """
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, show_output: bool = False) -> None:
         self._stream = stream
+        self.show_output = show_output  # emit `stage_output` events (`--json --show-output`)
         self._ran = 0
         self._skipped = 0
         self._failed = 0
+        self._blocked = 0
 
     @property
     def stream(self) -> TextIO:
@@ -127,17 +136,19 @@ class JsonlSink:
     def stage_start(self, stage: str, index: int, total: int) -> None:
         self.emit({"type": "stage_start", "stage": stage, "index": index, "total": total})
 
+    def stage_output(self, stage: str, line: str) -> None:
+        if self.show_output:
+            self.emit({"type": "stage_output", "stage": stage, "line": line})
+
     def stage_complete(self, result: StageResult, index: int, total: int) -> None:
         status = _status(result)
         reason = result.reason
-        if status == "blocked":
-            status = "failed"
-            if not reason.startswith("blocked"):
-                reason = f"blocked ({reason})" if reason else "blocked"
         if status == "ran":
             self._ran += 1
         elif status == "skipped":
             self._skipped += 1
+        elif status == "blocked":
+            self._blocked += 1
         else:
             self._failed += 1
         self.emit(
@@ -155,10 +166,11 @@ class JsonlSink:
     def finish(self, summary: RunSummary | None, duration_ms: float | None = None) -> None:
         if summary is not None:
             ran, skipped = summary.ran, summary.skipped
-            failed = summary.failed + summary.blocked
+            failed, blocked = summary.failed, summary.blocked
             total_ms = summary.duration_ms if duration_ms is None else duration_ms
         else:
             ran, skipped, failed = self._ran, self._skipped, self._failed
+            blocked = self._blocked
             total_ms = duration_ms or 0.0
         self.emit(
             {
@@ -166,6 +178,7 @@ class JsonlSink:
                 "ran": ran,
                 "skipped": skipped,
                 "failed": failed,
+                "blocked": blocked,
                 "total_duration_ms": round(float(total_ms), 3),
                 "timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
             }

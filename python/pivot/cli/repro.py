@@ -7,7 +7,7 @@ import pathlib
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _live, _run_common
 
 
 @click.command("repro")
@@ -26,6 +26,7 @@ from pivot.cli import _run_common
     help="With --dry-run: do not fail on missing dependency files.",
 )
 @_run_common.run_options
+@_live.live_options
 @click.pass_context
 def repro(
     click_ctx: click.Context,
@@ -41,6 +42,12 @@ def repro(
     no_commit: bool,
     as_json: bool,
     force: bool,
+    show_output: bool,
+    watch: bool,
+    debounce: int | None,
+    serve: bool,
+    display: str | None,
+    tui_log: pathlib.Path | None,
 ) -> None:
     """Run STAGES and everything upstream of them (no STAGES: the whole pipeline).
 
@@ -49,9 +56,44 @@ def repro(
     """
     if allow_missing and not dry_run:
         raise click.UsageError("--allow-missing can only be used with --dry-run")
+    _live.check_usage(
+        watch=watch,
+        debounce=debounce,
+        serve=serve,
+        display=display,
+        as_json=as_json,
+        dry_run=dry_run or explain,
+    )
+    quiet = _run_common.global_flag(click_ctx, "quiet")
+    shown = _live.resolve_display(display, as_json, quiet) if not (dry_run or explain) else "plain"
+    targets = _run_common.stage_list(stages)
+    if watch:
+        from pivot.engine import runner
+
+        opts = runner.RunOptions(
+            force=force,
+            keep_going=keep_going,
+            no_commit=no_commit,
+            jobs=jobs,
+            checkout_missing=checkout_missing,
+            allow_uncached_incremental=allow_uncached_incremental,
+        )
+        _live.watch(
+            click_ctx,
+            cwd=pathlib.Path.cwd(),
+            cache_dir=cache_dir.resolve() if cache_dir is not None else None,
+            targets=targets,
+            opts=opts,
+            debounce=debounce,
+            serve=serve,
+            display=shown,
+            as_json=as_json,
+            show_output=show_output,
+            tui_log=tui_log,
+        )
+        return
 
     ctx = _run_common.load_context(cache_dir, check_missing=not allow_missing)
-    targets = _run_common.stage_list(stages)
     _run_common.validate_stages_exist(ctx, targets)
     order = ctx.graph.order(targets or None)
 
@@ -72,6 +114,9 @@ def repro(
         checkout_missing=checkout_missing,
         allow_uncached_incremental=allow_uncached_incremental,
         as_json=as_json,
+        show_output=show_output,
+        display=shown,
+        tui_log=tui_log,
     )
 
 

@@ -25,6 +25,7 @@ def run(
     no_commit: bool,
     as_json: bool,
     force: bool,
+    show_output: bool,
 ) -> None:
     """Run exactly STAGES, in the order given; their upstream stages are not run.
 
@@ -46,4 +47,5 @@ def run(
         checkout_missing=checkout_missing,
         allow_uncached_incremental=allow_uncached_incremental,
         as_json=as_json,
+        show_output=show_output,
     )

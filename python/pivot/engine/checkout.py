@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -114,11 +115,15 @@ def checkout(
     force: bool = False,
     only_missing: bool = False,
     link_modes: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CheckoutResult:
-    """Restore outputs and tracked files; see the module docstring for the safety rule."""
+    """Restore outputs and tracked files; see the module docstring for the safety rule.
+
+    `progress(done, total)` is called (from worker threads) after each path.
+    """
     items = _resolve(ctx, targets)
     return _checkout_items(
-        ctx, items, force=force, only_missing=only_missing, link_modes=link_modes
+        ctx, items, force=force, only_missing=only_missing, link_modes=link_modes, progress=progress
     )
 
 
@@ -129,8 +134,21 @@ def _checkout_items(
     force: bool,
     only_missing: bool,
     link_modes: Sequence[str] | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CheckoutResult:
     result = CheckoutResult()
+    done = [0]
+    done_lock = threading.Lock()
+
+    def counted(item: _Item) -> tuple[str, str, str]:
+        outcome = one(item)
+        if progress is not None:
+            with done_lock:
+                done[0] += 1
+                n = done[0]
+            progress(n, len(items))
+        return outcome
+
     by_stage: dict[str | None, list[_Item]] = {}
     for i in items:
         by_stage.setdefault(i.stage, []).append(i)
@@ -166,9 +184,9 @@ def _checkout_items(
 
     def group(stage: str | None, group_items: list[_Item]) -> list[tuple[str, str, str]]:
         if stage is None:
-            return [one(i) for i in group_items]
+            return [counted(i) for i in group_items]
         with StageLock(ctx.locks_dir, stage):  # never restore under a running stage
-            return [one(i) for i in group_items]
+            return [counted(i) for i in group_items]
 
     workers = max(1, min(len(by_stage), os.cpu_count() or 1, 8))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pivot-checkout") as pool:

@@ -138,17 +138,16 @@ def _human(n: float) -> str:
 
 
 class _Meter:
-    """Progress on stderr: stages, files and bytes inserted.
+    """Progress on stderr: stages, files and bytes inserted (engine/progress.py: a live line
+    on a terminal, a plain line every few seconds elsewhere).
 
     Uses `_native.insert_progress()` (files, bytes inserted so far in this process) when the
     core provides it, so a single huge directory shows movement; otherwise counts per output.
     """
 
     def __init__(self, ctx: Context, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
         from pivot import _native
+        from pivot.engine.progress import LiveLine
 
         self._native_progress = getattr(_native, "insert_progress", None)
         self._base = self._native_progress() if self._native_progress else (0, 0)
@@ -157,18 +156,7 @@ class _Meter:
         self.stages = 0
         self.files = 0
         self.bytes = 0
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = self._progress.add_task(self._text(), total=None)
-        self._stop = threading.Event()
-        self._progress.start()
-        self._ticker = threading.Thread(target=self._tick, daemon=True)
-        self._ticker.start()
+        self._line = LiveLine(self._text)
 
     def _text(self) -> str:
         files, size = self.files, self.bytes
@@ -180,10 +168,6 @@ class _Meter:
             f"{files} file(s), {_human(size)} inserted"
         )
 
-    def _tick(self) -> None:
-        while not self._stop.wait(0.2):
-            self._progress.update(self._task, description=self._text())
-
     def output_done(self, nfiles: int, size: int) -> None:
         with self._lock:
             self.files += nfiles
@@ -192,8 +176,7 @@ class _Meter:
     def stage_done(self) -> None:
         with self._lock:
             self.stages += 1
+        self._line.poke()
 
     def close(self) -> None:
-        self._stop.set()
-        self._ticker.join()
-        self._progress.stop()
+        self._line.close()

@@ -54,6 +54,9 @@ class WorkerTask:
     cache_dir: str = ""
     state_dir: str | None = None
     allow_uncached_incremental: bool = False
+    # Capture stdout/stderr into this file (the main process tails it to stream the output);
+    # None: an anonymous temp file, read back at the end.
+    log_path: str | None = None
 
 
 @dataclass
@@ -261,7 +264,8 @@ def execute(task: WorkerTask) -> WorkerOutcome:
     tb = ""
     sys.stdout.flush()
     sys.stderr.flush()
-    with tempfile.TemporaryFile() as tmp:
+    capture = open(task.log_path, "w+b") if task.log_path else tempfile.TemporaryFile()
+    with capture as tmp:
         saved = (os.dup(1), os.dup(2))
         os.dup2(tmp.fileno(), 1)
         os.dup2(tmp.fileno(), 2)
