@@ -133,20 +133,24 @@ class ConsoleObserver:
         self.sink.finish(summary)
 
     def pipeline_error(self, message: str, kept_last_good: bool) -> None:
-        keep = "keeping the last good pipeline" if kept_last_good else "waiting for a fix"
         # An error, so shown even with -q.
-        self.sink._write(f"pipeline error: {message} ({keep})")
+        self.sink._write(_pipeline_error_line(message, kept_last_good))
 
     def watching(self) -> None:
         self._say("Watching for changes (Ctrl-C to stop)")
 
 
+def _pipeline_error_line(message: str, kept_last_good: bool) -> str:
+    keep = "keeping the last good pipeline" if kept_last_good else "waiting for a fix"
+    return f"pipeline error: {message} ({keep})"
+
+
 class JsonlObserver:
     """`--json` / `--tui-log` in the watch loop: one schema line, then events of every run."""
 
-    def __init__(self, sink: JsonlSink) -> None:
+    def __init__(self, sink: JsonlSink, *, errors_to_stderr: bool = False) -> None:
         self.sink = sink
-        self.run_id: int | None = None
+        self.errors_to_stderr = errors_to_stderr  # the main `--json` stream: say it on stderr too
 
     def stage_start(self, stage: str, index: int, total: int) -> None:
         self.sink.stage_start(stage, index, total)
@@ -166,6 +170,8 @@ class JsonlObserver:
         self.sink.finish(summary)
 
     def pipeline_error(self, message: str, kept_last_good: bool) -> None:
+        if self.errors_to_stderr:
+            click.echo(_pipeline_error_line(message, kept_last_good), err=True)
         self.sink.emit(
             {"type": "pipeline_error", "message": message, "kept_last_good": kept_last_good}
         )
@@ -302,7 +308,7 @@ def watch(
         if as_json:
             sink = output.JsonlSink(show_output=show_output)
             sink.begin()
-            observers.insert(0, JsonlObserver(sink))
+            observers.insert(0, JsonlObserver(sink, errors_to_stderr=True))
         else:
             observers.insert(
                 0,

@@ -265,12 +265,15 @@ class WatchLoop:
     def run_forever(self) -> None:
         """Initial run, then watch; returns after `stop()`; Ctrl-C raises KeyboardInterrupt."""
         try:
-            if self._reload():
-                self._run(self.settings.targets, self.settings.opts.force, "initial")
+            loaded = self._reload()
+            # Watch before the initial run: an edit made while it runs is not lost (outputs
+            # are already filtered out, the pipeline being loaded).
             self._watcher = threading.Thread(
                 target=self._watch_files, name="pivot-watch-files", daemon=True
             )
             self._watcher.start()
+            if loaded:
+                self._run(self.settings.targets, self.settings.opts.force, "initial")
             while not self._stop.is_set():
                 _call(self.observers, "watching")
                 batch = self._next_batch()
