@@ -23,7 +23,7 @@ class WatchProc:
     def __init__(self, root: pathlib.Path, *args: str) -> None:
         self.root = root
         self.err_path = root.parent / "watch.stderr"
-        self._err = open(self.err_path, "w")  # noqa: SIM115
+        self._err = open(self.err_path, "w")
         self.proc = subprocess.Popen(
             [*pivot_argv(), "repro", "--watch", "--json", "--debounce", "100", *args],
             cwd=root,
