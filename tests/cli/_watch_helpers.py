@@ -19,6 +19,54 @@ Event = dict[str, Any]
 TIMEOUT_S = 60.0  # generous: the machine is shared; a hang fails instead of blocking the suite
 
 
+HELPERS = """
+def decorate(text):
+    return text.upper()
+"""
+
+# `shout` uses a helper from a sibling module; `count` depends on shout's output. Every stage
+# appends its name to runs.log, a file that is neither a dep nor an output.
+PIPELINE = """
+import os
+import time
+from typing import Annotated
+
+from pivot import loaders, outputs
+from pivot.pipeline import Pipeline
+
+from helpers import decorate
+
+
+def _mark(name):
+    with open("runs.log", "a") as f:
+        f.write(name + "\\n")
+
+
+def shout(
+    src: Annotated[str, outputs.Dep("input.txt", loaders.Text())],
+) -> Annotated[str, outputs.Out("shout.txt", loaders.Text())]:
+    _mark("shout")
+    if os.path.exists("BLOCK"):
+        open("started", "w").close()
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not os.path.exists("go"):
+            time.sleep(0.05)
+    return decorate(src)
+
+
+def count(
+    text: Annotated[str, outputs.Dep("shout.txt", loaders.Text())],
+) -> Annotated[str, outputs.Out("count.txt", loaders.Text())]:
+    _mark("count")
+    return str(len(text))
+
+
+pipeline = Pipeline("watched")
+pipeline.register(shout)
+pipeline.register(count)
+"""
+
+
 class WatchProc:
     def __init__(self, root: pathlib.Path, *args: str) -> None:
         self.root = root

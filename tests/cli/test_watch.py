@@ -9,54 +9,7 @@ import time
 
 import pytest
 from _pivot_helpers import Project, make_project, pivot_argv, run_ok
-from _watch_helpers import TIMEOUT_S, WatchProc, alive, descendants, ran
-
-HELPERS = """
-def decorate(text):
-    return text.upper()
-"""
-
-# `shout` uses a helper from a sibling module; `count` depends on shout's output. Every stage
-# appends its name to runs.log, a file that is neither a dep nor an output.
-PIPELINE = """
-import os
-import time
-from typing import Annotated
-
-from pivot import loaders, outputs
-from pivot.pipeline import Pipeline
-
-from helpers import decorate
-
-
-def _mark(name):
-    with open("runs.log", "a") as f:
-        f.write(name + "\\n")
-
-
-def shout(
-    src: Annotated[str, outputs.Dep("input.txt", loaders.Text())],
-) -> Annotated[str, outputs.Out("shout.txt", loaders.Text())]:
-    _mark("shout")
-    if os.path.exists("BLOCK"):
-        open("started", "w").close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-    return decorate(src)
-
-
-def count(
-    text: Annotated[str, outputs.Dep("shout.txt", loaders.Text())],
-) -> Annotated[str, outputs.Out("count.txt", loaders.Text())]:
-    _mark("count")
-    return str(len(text))
-
-
-pipeline = Pipeline("watched")
-pipeline.register(shout)
-pipeline.register(count)
-"""
+from _watch_helpers import HELPERS, PIPELINE, TIMEOUT_S, WatchProc, alive, descendants, ran
 
 EXTRA_STAGE = """
 
