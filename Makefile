@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 # One interpreter for cargo and maturin, so pyo3 is not rebuilt when they alternate.
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: venv install demo test lint rust-test py-test clean
+.PHONY: venv install demo test lint rust-test py-test tools clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,14 @@ lint: install
 rust-test: $(PY)
 	cargo test
 
-py-test: install
+# tmux runs the TUI for real in tests/tui (Debian's package; CI runs as root).
+tools:
+	command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)
+
+py-test: install tools
 	$(VENV)/bin/pytest -n 2 -q tests
 
-test: install lint rust-test py-test
+test: install tools lint rust-test py-test
 
 clean:
 	rm -rf $(VENV) target

@@ -176,7 +176,9 @@ def test_serve_cancel_stale_socket_and_second_server(proj: Project) -> None:
         while len(by_stage) < 2:
             e = c.event(lambda e: e["type"] == "stage_complete", "stage_complete")
             by_stage[e["stage"]] = e
-        assert by_stage["shout"]["status"] == "failed" and by_stage["shout"]["reason"] == "cancelled"
+        assert (
+            by_stage["shout"]["status"] == "failed" and by_stage["shout"]["reason"] == "cancelled"
+        )
         assert by_stage["count"]["status"] == "blocked"
         result = c.event(lambda e: e["type"] == "execution_result", "execution_result")
         assert result["run_id"] == run_id and result["failed"] == 1 and result["blocked"] == 1

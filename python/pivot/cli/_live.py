@@ -248,7 +248,13 @@ def run_once(
                 o.run_finished(1, summary)
             app.post_finished(summary, exit_after=True)
 
-        app = PivotApp(work, on_quit=cancel.set, title="pivot repro")
+        def quit_early() -> None:
+            if "summary" not in box:  # quit while the run was going: cancel it
+                box["quit"] = True
+                cancel.set()
+
+        runner.start_worker_server()  # before the app replaces sys.stderr
+        app = PivotApp(work, on_quit=quit_early, title="pivot repro")
         app.run()
         if app.worker_thread is not None:
             app.worker_thread.join()
@@ -260,7 +266,7 @@ def run_once(
             for result in final.results.values():
                 console.stage_complete(result, 0, 0)
             console.finish(final)
-        if cancel.is_set():
+        if box.get("quit"):
             click_ctx.exit(130)
         if final is None or not final.ok:
             click_ctx.exit(1)
@@ -337,6 +343,9 @@ def watch(
                 loop.observers.insert(0, app.sink)
                 loop.run_forever()
 
+            from pivot.engine.runner import start_worker_server
+
+            start_worker_server()  # before the app replaces sys.stderr
             app = PivotApp(work, on_quit=loop.stop, title="pivot repro --watch")
             app.run()
             loop.stop()

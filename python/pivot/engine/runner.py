@@ -103,6 +103,28 @@ def run(
     return sched.summary
 
 
+def _forkserver_context() -> Any:
+    import multiprocessing
+
+    # Never fork: the Rust thread pool may already be running in this process. The fork
+    # server need not import __main__ (the default preload): workers load the pipeline.
+    mp_context = multiprocessing.get_context("forkserver")
+    mp_context.set_forkserver_preload([])
+    return mp_context
+
+
+def start_worker_server() -> None:
+    """Start the fork server now, while sys.stderr is still the real one.
+
+    It is started lazily otherwise; a full-screen UI replaces sys.stderr with an object
+    without a file descriptor, and multiprocessing then cannot start its helper processes.
+    """
+    from multiprocessing import forkserver
+
+    _forkserver_context()
+    forkserver.ensure_running()
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
@@ -289,16 +311,12 @@ class _Scheduler:
     # --- worker processes ------------------------------------------------------------------
     def _pool(self) -> ProcessPoolExecutor:
         if self.executor is None:
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             from pivot.engine import worker
 
             n = max(1, min(self.jobs, self.to_run or 1))
-            # Never fork: the Rust thread pool may already be running in this process. The fork
-            # server need not import __main__ (the default preload): workers load the pipeline.
-            mp_context = multiprocessing.get_context("forkserver")
-            mp_context.set_forkserver_preload([])
+            mp_context = _forkserver_context()
             self.executor = ProcessPoolExecutor(
                 max_workers=n,
                 mp_context=mp_context,
