@@ -148,3 +148,23 @@ def test_checkout_prints_progress_lines_off_a_terminal(tmp_path: pathlib.Path) -
     assert proc.returncode == 0, proc.stderr
     assert "Checking out: " in proc.stderr
     assert "restored model.txt" in proc.stderr
+
+
+def test_tui_log_writes_every_event_as_jsonl(tmp_path: pathlib.Path) -> None:
+    proj = _proj(tmp_path)
+    log = tmp_path / "logs" / "events.jsonl"
+    result = run_ok(proj.cli("repro", "--display", "plain", "--tui-log", str(log)))
+    assert "✓ talk done" in result.stderr  # the console is unchanged
+    assert "hello from talk" not in result.output  # output is logged, not shown
+    events = jsonl(log.read_text())
+    assert events[0] == {"type": "schema_version", "version": 1}
+    assert {"type": "stage_output", "stage": "talk", "line": "hello from talk"} in events
+    assert events[-1]["type"] == "execution_result" and events[-1]["ran"] == 1
+
+
+def test_display_usage_errors(tmp_path: pathlib.Path) -> None:
+    proj = _proj(tmp_path)
+    result = run_ok(proj.cli("repro", "--display", "tui", "--json"), 2)
+    assert "--display tui" in result.output and "--json" in result.output
+    result = run_ok(proj.cli("repro", "--display", "fancy"), 2)
+    assert "fancy" in result.output
