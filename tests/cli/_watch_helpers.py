@@ -33,8 +33,13 @@ from typing import Annotated
 
 from pivot import loaders, outputs
 from pivot.pipeline import Pipeline
+from pivot.stage_def import StageParams
 
 from helpers import decorate
+
+
+class CountParams(StageParams):
+    times: int = 1
 
 
 def _mark(name):
@@ -55,10 +60,11 @@ def shout(
 
 
 def count(
+    params: CountParams,
     text: Annotated[str, outputs.Dep("shout.txt", loaders.Text())],
 ) -> Annotated[str, outputs.Out("count.txt", loaders.Text())]:
     _mark("count")
-    return str(len(text))
+    return str(len(text) * params.times)
 
 
 pipeline = Pipeline("watched")

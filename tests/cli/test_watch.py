@@ -79,6 +79,20 @@ def test_watch_reruns_what_changes_make_stale(proj: Project) -> None:
         assert {"shout", "count", "extra"} <= ran(events)
         assert proj.read("shout.txt") == "FIXED\n!"
 
+        # params.yaml changed: the stage whose params changed runs, and its dependent
+        _edit(proj, "params.yaml", "count:\n  times: 3\n")
+        events = w.next_run()
+        by_stage = {e["stage"]: e for e in events if e["type"] == "stage_complete"}
+        assert ran(events) == {"count", "extra"}
+        assert by_stage["count"]["reason"] == "Params changed"
+        assert proj.read("count.txt") == str(len("FIXED\n!") * 3)
+
+        # a stage removed: gone from the runs, nothing else runs
+        _edit(proj, "pipeline.py", textwrap.dedent(PIPELINE))
+        events = w.next_run()
+        assert events[0]["stages"] == ["shout", "count"]
+        assert ran(events) == set()
+
         # the outputs (and runs.log) written by that run do not trigger another run
         proj.clear_runs()
         assert [e for e in w.quiet_for(2.0) if e["type"] == "run_start"] == []

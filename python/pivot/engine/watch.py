@@ -365,7 +365,7 @@ class WatchLoop:
         try:
             opts = replace(self.settings.opts, force=force)
             summary = runner.run(ctx, order, opts, self.observers, cancel=cancel)  # type: ignore[arg-type]
-        except PivotError as e:
+        except (PivotError, OSError) as e:  # e.g. --checkout-missing; the loop goes on
             logger.error("%s", e)
             return
         finally:

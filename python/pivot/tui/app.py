@@ -2,8 +2,9 @@
 the live output of the selected stage.
 
 The engine (one run, or the watch loop) runs on a thread of its own, started when the app
-mounts; its events reach the app through `TuiSink`, which hands each one to the app's thread
-with `call_from_thread`. Quitting calls `on_quit` (cancel the run / stop the loop) first.
+mounts; its events reach the app through `TuiSink`, which posts each one as a message to the
+app (thread-safe and non-blocking: the engine never waits for the screen, nor hangs on an app
+that has already exited). Quitting calls `on_quit` (cancel the run / stop the loop) first.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Log, Static
 
 from pivot.cli.output import format_seconds
@@ -32,6 +34,15 @@ class StageRow:
     duration: str = ""
 
 
+class EngineCall(Message):
+    """Run `fn(*args)` on the app's thread, in the order the engine posted it."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.args = args
+
+
 class TuiSink:
     """The engine-side half: a sink / watch-loop observer that forwards to the app thread."""
 
@@ -39,10 +50,7 @@ class TuiSink:
         self.app = app
 
     def _post(self, fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            self.app.call_from_thread(fn, *args)
-        except RuntimeError:
-            pass  # the app has already exited: nothing left to show
+        self.app.post_message(EngineCall(fn, args))  # False once the app has exited: fine
 
     def stage_start(self, stage: str, index: int, total: int) -> None:
         self._post(self.app.stage_started, stage)
@@ -200,10 +208,10 @@ class PivotApp(App[None]):
     def post_finished(self, summary: RunSummary | None, exit_after: bool = False) -> None:
         """Called from the engine thread when the work is over."""
         if exit_after:
-            try:
-                self.call_from_thread(self.exit)
-            except RuntimeError:
-                pass
+            self.post_message(EngineCall(self.exit, ()))
+
+    def on_engine_call(self, message: EngineCall) -> None:
+        message.fn(*message.args)
 
     # --- user ----------------------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
