@@ -27,7 +27,12 @@ DISPLAYS = ("tui", "plain")
 
 
 def live_options(func: F) -> F:
-    """The live-loop options of `repro` (docs/cli.md)."""
+    """The live-loop options of `repro` (docs/cli.md): watch options, then display options."""
+    return watch_options(display_options(func))
+
+
+def watch_options(func: F) -> F:
+    """`--watch`, `--debounce`, `--serve` (repro only)."""
     options = [
         click.option(
             "--watch",
@@ -46,6 +51,15 @@ def live_options(func: F) -> F:
             is_flag=True,
             help="With --watch: accept JSON-RPC on .pivot/tmp/serve.sock (docs/serve.md).",
         ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def display_options(func: F) -> F:
+    """`--display`, `--tui-log` (repro and run)."""
+    options = [
         click.option(
             "--display",
             type=click.Choice(DISPLAYS),
@@ -57,6 +71,7 @@ def live_options(func: F) -> F:
             "--tui-log",
             type=click.Path(dir_okay=False, path_type=pathlib.Path),
             default=None,
+            metavar="PATH",
             help="Also write every run event (stage output included) to PATH as JSONL.",
         ),
     ]
