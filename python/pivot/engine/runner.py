@@ -77,7 +77,9 @@ def run(
     stages fail with reason "cancelled"), nothing new starts, records in progress finish.
     """
     mp = sys.modules.get("multiprocessing")  # not imported: cannot be a starting worker
-    if mp is not None and getattr(mp.current_process(), "_inheriting", False):
+    # (getattr: another thread may be importing it right now, leaving it half initialized)
+    current_process = getattr(mp, "current_process", None)
+    if current_process is not None and getattr(current_process(), "_inheriting", False):
         # A worker is importing the caller's main script (spawn/forkserver do): do nothing.
         raise PivotError(
             "pivot.engine.runner.run() called while a worker process was starting; guard the "

@@ -264,6 +264,8 @@ class WatchLoop:
     # --- the loop (caller's thread) --------------------------------------------------------
     def run_forever(self) -> None:
         """Initial run, then watch; returns after `stop()`; Ctrl-C raises KeyboardInterrupt."""
+        import watchfiles  # noqa: F401  (imported here, not first on the watcher thread)
+
         try:
             loaded = self._reload()
             # Watch before the initial run: an edit made while it runs is not lost (outputs
