@@ -134,6 +134,22 @@ def test_watch_ctrl_c_kills_workers_and_leaves_no_lock(proj: Project) -> None:
     assert "✓ shout done" in done.stderr
 
 
+def test_watch_starts_with_a_broken_pipeline_and_waits_for_a_fix(proj: Project) -> None:
+    good = proj.read("pipeline.py")
+    proj.write(
+        "pipeline.py", good.replace("from helpers import decorate", "from helpers import nope")
+    )
+    w = WatchProc(proj.root)
+    try:
+        err = w.wait_for(lambda e: e["type"] == "pipeline_error", "a pipeline error")
+        assert err["kept_last_good"] is False and "nope" in err["message"]
+        assert "(waiting for a fix)" in w.stderr()
+        proj.write("pipeline.py", good)
+        assert ran(w.next_run()) == {"shout", "count"}
+    finally:
+        assert w.interrupt() == 130
+
+
 def test_serve_requires_watch(proj: Project) -> None:
     result = run_ok(proj.cli("repro", "--serve"), 2)
     assert "--serve requires --watch" in result.output

@@ -127,27 +127,37 @@ def _tmux(sock: str, *args: str) -> str:
     ).stdout
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux missing (make test installs it)")
-def test_tui_for_real_under_tmux(proj: Project) -> None:
-    sock = f"pivot-test-{uuid.uuid4().hex[:8]}"  # a tmux server of our own
-    log = proj.root.parent / "events.jsonl"
-    cmd = " ".join(
-        [
-            *pivot_argv(),
-            "repro",
-            "--watch",
-            "--display",
-            "tui",
-            "--tui-log",
-            str(log),
-        ]
-    )
+def _in_tmux(sock: str, proj: Project, *args: str) -> None:
+    """Start `pivot ARGS` in a detached 120x40 tmux session `t`; it echoes its exit code."""
+    cmd = " ".join([*pivot_argv(), *args])
     # COLUMNS/LINES from the calling environment would override the pane's real size.
     env_cmd = (
         f"cd {proj.root} && env -u COLUMNS -u LINES TERM=xterm-256color {cmd};"
         " echo pivot-exit=$?; sleep 30"
     )
     _tmux(sock, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", env_cmd)
+
+
+def _screen_until(sock: str, text: str) -> str:
+    deadline = time.monotonic() + TIMEOUT_S
+    screen = ""
+    while text not in screen:
+        assert time.monotonic() < deadline, f"no {text!r} on the screen:\n{screen}"
+        time.sleep(0.2)
+        screen = _tmux(sock, "capture-pane", "-p", "-t", "t")
+    return screen
+
+
+needs_tmux = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux missing (make test installs it)"
+)
+
+
+@needs_tmux
+def test_tui_for_real_under_tmux(proj: Project) -> None:
+    sock = f"pivot-test-{uuid.uuid4().hex[:8]}"  # a tmux server of our own
+    log = proj.root.parent / "events.jsonl"
+    _in_tmux(sock, proj, "repro", "--watch", "--display", "tui", "--tui-log", str(log))
     try:
         deadline = time.monotonic() + TIMEOUT_S
         screen = ""
@@ -174,3 +184,16 @@ def test_tui_for_real_under_tmux(proj: Project) -> None:
     events = [line for line in log.read_text().splitlines() if line.strip()]
     assert '"type": "stage_output"' in "\n".join(events)
     assert os.path.getsize(log) > 0
+
+
+@needs_tmux
+def test_one_shot_tui_closes_and_prints_the_summary(proj: Project) -> None:
+    sock = f"pivot-test-{uuid.uuid4().hex[:8]}"
+    _in_tmux(sock, proj, "repro")  # a terminal and textual: the TUI by default
+    try:
+        screen = _screen_until(sock, "pivot-exit=")
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=30)
+    assert "pivot-exit=0" in screen, screen
+    assert "✓ first done" in screen and "Summary: 2 ran" in screen
+    assert proj.read("second.txt") == "HELLO\n!"

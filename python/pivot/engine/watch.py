@@ -16,6 +16,7 @@ the pipeline/params YAML files and the stages' dependencies matter.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import itertools
 import linecache
 import logging
@@ -171,7 +172,9 @@ class PathFilter:
         self.outputs, self.deps = tuple(outs), tuple(deps)
 
     def relpath(self, path: str) -> str | None:
-        real = os.path.realpath(path) if os.path.lexists(path) else os.path.abspath(path)
+        # The directory resolved (the root is), the name kept: a symlinked dep is still a dep,
+        # and a deleted file still maps to its path.
+        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
         if real == self.root or not real.startswith(self.root + os.sep):
             return None
         return Path(real[len(self.root) + 1 :]).as_posix()
