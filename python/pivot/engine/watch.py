@@ -25,6 +25,7 @@ import queue
 import sys
 import sysconfig
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -156,6 +157,8 @@ class PathFilter:
         self.root = os.path.realpath(root)
         self.outputs: tuple[str, ...] = ()
         self.deps: tuple[str, ...] = ()
+        self.sentinel: str | None = None  # a path whose event means "the watcher is live"
+        self.ready = threading.Event()
         self.venvs = frozenset(
             e.name
             for e in os.scandir(self.root)
@@ -199,6 +202,9 @@ class PathFilter:
         return self._under(rel, self.deps) or any(d.startswith(rel + "/") for d in self.deps)
 
     def __call__(self, _change: object, path: str) -> bool:  # watchfiles' filter signature
+        if path == self.sentinel:
+            self.ready.set()
+            return False
         rel = self.relpath(path)
         return rel is not None and self.relevant(rel)
 
@@ -270,14 +276,9 @@ class WatchLoop:
         import watchfiles  # noqa: F401  (imported here, not first on the watcher thread)
 
         try:
-            loaded = self._reload()
-            # Watch before the initial run: an edit made while it runs is not lost (outputs
-            # are already filtered out, the pipeline being loaded).
-            self._watcher = threading.Thread(
-                target=self._watch_files, name="pivot-watch-files", daemon=True
-            )
-            self._watcher.start()
-            if loaded:
+            # Watch before loading and the initial run: an edit made meanwhile is not lost.
+            self._start_watcher()
+            if self._reload():
                 self._run(self.settings.targets, self.settings.opts.force, "initial")
             while not self._stop.is_set():
                 _call(self.observers, "watching")
@@ -378,6 +379,29 @@ class WatchLoop:
                 self.current_run, self._cancel = None, None
         self.last_summary = summary
         _call(self.observers, "run_finished", rid, summary)
+
+    def _start_watcher(self) -> None:
+        """Start the watcher thread and wait (at most 10 s) until it sees changes.
+
+        watchfiles sets its watches up on its own thread with no "ready" signal, so a file
+        in .pivot/tmp is touched until its event comes through the filter.
+        """
+        tmp = self.root / ".pivot" / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        sentinel = tmp / f".pvtmp-{os.getpid()}-watch-ready"
+        self.filter.sentinel = str(sentinel)
+        self._watcher = threading.Thread(
+            target=self._watch_files, name="pivot-watch-files", daemon=True
+        )
+        self._watcher.start()
+        deadline = time.monotonic() + 10
+        try:
+            while not self.filter.ready.wait(0.05) and time.monotonic() < deadline:
+                sentinel.write_bytes(b"")
+        finally:
+            sentinel.unlink(missing_ok=True)
+        if not self.filter.ready.is_set():
+            logger.warning("file watching did not start within 10 s; changes may be missed")
 
     def _watch_files(self) -> None:
         import watchfiles
