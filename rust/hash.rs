@@ -8,11 +8,10 @@
 //! API used by the cache code:
 //! - `ensure_pool()` before any rayon work (sizes the global pool from `PIVOT_THREADS`);
 //! - `hash_bytes`, `hash_file`, `hash_files`, `hash_open_file(&mut File, size)`;
-//! - `HashingWriter` / `HashingReader` to hash the bytes in the same pass that copies them.
+//! - `hash_checked`: hash an open file and check that it did not change while it was read.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::fs::{File, Metadata};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Once};
 
@@ -20,6 +19,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
 use crate::mmap_guard::GuardedMap;
+use crate::stat::{self, Ctime};
 
 /// Files at least this large are hashed with `blake3::Hasher::update_rayon` on big chunks.
 ///
@@ -203,24 +203,33 @@ pub fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Hash the open file `f` from its current position, `before` being the stat the caller took
+/// just before, then stat it again: the hash and that second stat when the two stats agree
+/// (`stat::unchanged` with `ctime`), `None` when the file changed meanwhile (the bytes read may
+/// not be the ones `before` describes). A truncation under the mapping is an error that
+/// `is_truncated` recognises.
+pub fn hash_checked(
+    f: &mut File,
+    before: &Metadata,
+    ctime: Ctime,
+) -> io::Result<Option<(blake3::Hash, Metadata)>> {
+    let h = hash_open_file(f, before.len())?;
+    let after = f.metadata()?;
+    Ok(stat::unchanged(before, &after, ctime).then_some((h, after)))
+}
+
 /// blake3 hex of a file's bytes; errors name the file. A file whose size, mtime or ctime changes
 /// while it is read (or that is truncated under the mapping) is `Error::SourceChanged`, like
 /// `index::hash_file_with`.
 pub fn hash_file(path: &Path) -> Result<String> {
     let mut f = File::open(path).at(path)?;
     let before = f.metadata().at(path)?;
-    let h = match hash_open_file(&mut f, before.len()) {
-        Err(e) if is_truncated(&e) => return Err(source_changed(path)),
-        r => r.at(path)?,
-    };
-    let after = f.metadata().at(path)?;
-    let same = before.len() == after.len()
-        && (before.mtime(), before.mtime_nsec()) == (after.mtime(), after.mtime_nsec())
-        && (before.ctime(), before.ctime_nsec()) == (after.ctime(), after.ctime_nsec());
-    if !same {
-        return Err(source_changed(path));
+    match hash_checked(&mut f, &before, Ctime::Compare) {
+        Ok(Some((h, _))) => Ok(hex(&h)),
+        Ok(None) => Err(source_changed(path)),
+        Err(e) if is_truncated(&e) => Err(source_changed(path)),
+        Err(e) => Err(Error::io(path, e)),
     }
-    Ok(hex(&h))
 }
 
 fn source_changed(path: &Path) -> Error {
@@ -236,77 +245,6 @@ pub fn hash_files(paths: &[PathBuf]) -> Result<Vec<String>> {
     paths.par_iter().map(|p| hash_file(p)).collect()
 }
 
-/// A writer that hashes every byte written through it (hash-while-copying).
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: blake3::Hasher,
-    written: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: blake3::Hasher::new(),
-            written: 0,
-        }
-    }
-    /// Bytes written so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-    /// The digest so far and the inner writer.
-    pub fn finish(self) -> (blake3::Hash, W) {
-        (self.hasher.finalize(), self.inner)
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// A reader that hashes every byte read through it (e.g. hash while `io::copy`-ing to a temp).
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: blake3::Hasher,
-    read: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: blake3::Hasher::new(),
-            read: 0,
-        }
-    }
-    /// Bytes read so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.read
-    }
-    /// The digest so far and the inner reader.
-    pub fn finish(self) -> (blake3::Hash, R) {
-        (self.hasher.finalize(), self.inner)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
-}
-
 /// True if `s` is a 64-character lowercase hex blake3 digest.
 pub fn is_hex64(s: &str) -> bool {
     s.len() == 64
@@ -317,7 +255,6 @@ pub fn is_hex64(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn data(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 31 % 251) as u8).collect()
@@ -414,21 +351,6 @@ mod tests {
     fn missing_file_names_path() {
         let e = hash_file(Path::new("/no/such/file")).unwrap_err();
         assert!(e.to_string().contains("/no/such/file"));
-    }
-
-    #[test]
-    fn hashing_writer_and_reader() {
-        let src = data(100_000);
-        let mut w = HashingWriter::new(Vec::new());
-        w.write_all(&src).unwrap();
-        assert_eq!(w.written(), 100_000);
-        let (h, out) = w.finish();
-        assert_eq!(out, src);
-        assert_eq!(h, blake3::hash(&src));
-        let mut r = HashingReader::new(&src[..]);
-        let mut sink = Vec::new();
-        std::io::copy(&mut r, &mut sink).unwrap();
-        assert_eq!(r.finish().0, blake3::hash(&src));
     }
 
     #[test]

@@ -3,17 +3,17 @@
 
 use pyo3::prelude::*;
 
-pub mod atomic;
-pub mod cache;
-pub mod error;
-pub mod hash;
-pub mod index;
-pub mod link;
-pub mod lock;
-pub mod manifest;
-pub mod mmap_guard;
-pub mod restore;
-pub mod verify;
+mod atomic;
+mod cache;
+mod counters;
+mod error;
+mod hash;
+mod index;
+mod lock;
+mod manifest;
+mod mmap_guard;
+mod paths;
+mod stat;
 
 // === section: hashing, manifests, index, locks, atomic writes (core helper) ===
 
@@ -25,11 +25,12 @@ mod core_api {
     use pyo3::prelude::*;
     use pyo3::types::{PyBytes, PyDict, PyList};
 
+    use crate::cache::Cache;
     use crate::error::to_pyerr;
-    use crate::{atomic, hash, index, lock, manifest};
+    use crate::{atomic, counters, hash, index, lock, paths};
 
     /// Python `HashInfo`.
-    pub fn hash_info<'py>(py: Python<'py>, i: &index::PathInfo) -> PyResult<Bound<'py, PyDict>> {
+    pub fn hash_info<'py>(py: Python<'py>, i: &paths::PathInfo) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("hash", &i.hash)?;
         d.set_item("size", i.size)?;
@@ -61,7 +62,7 @@ mod core_api {
         state_dir: Option<PathBuf>,
     ) -> PyResult<Bound<'_, PyDict>> {
         let i = py
-            .detach(|| index::hash_path(&path, state_dir.as_deref()))
+            .detach(|| paths::hash_path(&path, state_dir.as_deref()))
             .map_err(to_pyerr)?;
         hash_info(py, &i)
     }
@@ -74,7 +75,7 @@ mod core_api {
         state_dir: Option<PathBuf>,
     ) -> PyResult<Bound<'_, PyList>> {
         let infos = py
-            .detach(|| index::hash_paths(&paths, state_dir.as_deref()))
+            .detach(|| paths::hash_paths(&paths, state_dir.as_deref()))
             .map_err(to_pyerr)?;
         let out = PyList::empty(py);
         for i in &infos {
@@ -90,7 +91,7 @@ mod core_api {
         dir_hash: String,
     ) -> PyResult<Bound<'_, PyList>> {
         let m = py
-            .detach(|| manifest::load_from_cache(&cache_dir, &dir_hash))
+            .detach(|| Cache::new(&cache_dir).read_manifest(&dir_hash))
             .map_err(to_pyerr)?;
         let out = PyList::empty(py);
         for e in &m.entries {
@@ -157,7 +158,7 @@ mod core_api {
     #[pyfunction]
     pub fn _debug_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         let d = PyDict::new(py);
-        for (k, v) in index::debug_stats() {
+        for (k, v) in counters::debug_stats() {
             d.set_item(k, v)?;
         }
         Ok(d)
@@ -191,9 +192,9 @@ mod cache_api {
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
 
+    use crate::cache::link::{self, LinkMode};
+    use crate::cache::{self, insert, restore, verify};
     use crate::error::to_pyerr;
-    use crate::link::{self, LinkMode};
-    use crate::{cache, restore, verify};
 
     fn modes(names: &[String]) -> PyResult<Vec<LinkMode>> {
         link::parse_modes(names).map_err(PyValueError::new_err)
@@ -210,7 +211,7 @@ mod cache_api {
     ) -> PyResult<Bound<'py, PyDict>> {
         let modes = modes(&link_modes)?;
         let i = py
-            .detach(|| cache::insert(&path, &cache_dir, state_dir.as_deref(), modes))
+            .detach(|| insert::insert(&path, &cache_dir, state_dir.as_deref(), modes))
             .map_err(to_pyerr)?;
         super::core_api::hash_info(py, &i)
     }
@@ -232,7 +233,7 @@ mod cache_api {
         let modes = modes(&link_modes)?;
         let m = py
             .detach(|| {
-                restore::restore_with(
+                restore::restore(
                     &dir_or_file_hash,
                     is_dir,
                     &dest,
@@ -289,7 +290,7 @@ mod cache_api {
     /// (files, bytes) inserted by this process so far; polled by the commit progress display.
     #[pyfunction]
     pub fn insert_progress() -> (u64, u64) {
-        cache::insert_progress()
+        insert::insert_progress()
     }
 
     pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
