@@ -23,11 +23,11 @@ use crate::stat::{self, Ctime};
 
 /// Files at least this large are hashed with `blake3::Hasher::update_rayon` on big chunks.
 ///
-/// Measured on this 2-core AVX2 VM (PyPI blake3 = same crate, in-memory, best of 30, machine
-/// busy with other builds so ±30%): one thread ~3.3 GB/s at every size; two threads are slower
-/// below 512 KiB (2.2 GB/s at 256 KiB), break even at 0.5–1 MiB (3.2–3.8 GB/s) and win from a few
-/// MiB. 4 MiB keeps a margin for the reader thread `hash_large` spawns per file, and below it
-/// `hash_files` already spreads many files over the cores.
+/// Measured on this 2-core AVX2 VM (the blake3 Python package = same crate, in-memory, best of
+/// 30, machine busy with other builds so ±30%): one thread ~3.3 GB/s at every size; two threads
+/// are slower below 512 KiB (2.2 GB/s at 256 KiB), break even at 0.5–1 MiB (3.2–3.8 GB/s) and
+/// win from a few MiB. 4 MiB keeps a margin for the reader thread `hash_large` spawns per file,
+/// and below it `hash_files` already spreads many files over the cores.
 pub const PARALLEL_THRESHOLD: u64 = 4 << 20;
 
 /// Read size for the multi-threaded path: a power of two so blake3 subtrees stay aligned across
@@ -59,9 +59,7 @@ pub fn ensure_pool() {
             .and_then(|s| s.trim().parse::<usize>().ok())
             .filter(|&n| n > 0)
             .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
             });
         // Fails only if something already built the global pool; then that pool is used.
         let _ = rayon::ThreadPoolBuilder::new()
@@ -103,14 +101,16 @@ pub fn hash_open_file(f: &mut File, size_hint: u64) -> io::Result<blake3::Hash> 
         return hash_large(f);
     }
     let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; SERIAL_CHUNK.min(size_hint as usize + 1).max(4096)];
+    // Below PARALLEL_THRESHOLD: the size fits usize.
+    let cap = usize::try_from(size_hint).map_or(SERIAL_CHUNK, |n| SERIAL_CHUNK.min(n + 1));
+    let mut buf = vec![0u8; cap.max(4096)];
     loop {
         match f.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 h.update(&buf[..n]);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
@@ -148,7 +148,8 @@ impl std::error::Error for Truncated {}
 
 /// Whether `e` is `hash_open_file`'s "file truncated while hashed" error.
 pub fn is_truncated(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|i| i.is::<Truncated>())
+    e.get_ref()
+        .is_some_and(<dyn std::error::Error + Send + Sync + 'static>::is::<Truncated>)
 }
 
 /// Large files: a reader thread fills one buffer while rayon hashes the previous one, so the
@@ -180,7 +181,7 @@ fn hash_large(f: &mut File) -> io::Result<blake3::Hash> {
             let _ = tx_empty.send(vec![0u8; PARALLEL_CHUNK]);
         }
         let mut h = blake3::Hasher::new();
-        for msg in rx_full.iter() {
+        for msg in &rx_full {
             let (buf, n) = msg?;
             h.update_rayon(&buf[..n]);
             let _ = tx_empty.send(buf);
@@ -196,7 +197,7 @@ pub fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         match f.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
@@ -257,7 +258,9 @@ mod tests {
     use super::*;
 
     fn data(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 31 % 251) as u8).collect()
+        (0..n)
+            .map(|i| u8::try_from(i * 31 % 251).unwrap())
+            .collect()
     }
 
     #[test]
@@ -277,7 +280,7 @@ mod tests {
             1023,
             1024,
             (1 << 20) + 1,
-            PARALLEL_THRESHOLD as usize + 7,
+            usize::try_from(PARALLEL_THRESHOLD).unwrap() + 7,
             PARALLEL_CHUNK * 2 + 3,
         ];
         let mut paths = vec![];
@@ -296,40 +299,40 @@ mod tests {
     #[test]
     fn mmap_threshold_sizes_match_bytes_hash() {
         let d = tempfile::tempdir().unwrap();
-        let t = MMAP_THRESHOLD as usize;
+        let t = usize::try_from(MMAP_THRESHOLD).unwrap();
         for n in [t - 1, t, t + 1, 3 * t + 7] {
-            let p = d.path().join(format!("f{n}"));
-            std::fs::write(&p, data(n)).unwrap();
+            let path = d.path().join(format!("f{n}"));
+            std::fs::write(&path, data(n)).unwrap();
             assert_eq!(
-                hash_file(&p).unwrap(),
+                hash_file(&path).unwrap(),
                 hex(&blake3::hash(&data(n))),
                 "size {n}"
             );
             // From a non-zero position, as `hash_open_file` promises.
-            let mut f = File::open(&p).unwrap();
-            f.seek(SeekFrom::Start(5)).unwrap();
-            let h = hash_open_file(&mut f, n as u64).unwrap();
-            assert_eq!(h, blake3::hash(&data(n)[5..]));
+            let mut file = File::open(&path).unwrap();
+            file.seek(SeekFrom::Start(5)).unwrap();
+            let digest = hash_open_file(&mut file, n as u64).unwrap();
+            assert_eq!(digest, blake3::hash(&data(n)[5..]));
         }
     }
 
     #[test]
     fn truncated_while_hashing_is_source_changed_not_sigbus() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("big");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
         let n: u64 = 256 << 20;
         let head = data(1 << 20);
         std::fs::write(&p, &head).unwrap();
-        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-        f.set_len(n).unwrap(); // sparse tail of zeros
+        let file = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        file.set_len(n).unwrap(); // sparse tail of zeros
         let full = hash_file(&p).unwrap();
         let stop = std::sync::atomic::AtomicBool::new(false);
         let mut changed = 0;
         std::thread::scope(|s| {
             s.spawn(|| {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    f.set_len(head.len() as u64).unwrap();
-                    f.set_len(n).unwrap();
+                    file.set_len(head.len() as u64).unwrap();
+                    file.set_len(n).unwrap();
                 }
             });
             for _ in 0..20 {

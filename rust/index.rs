@@ -1,5 +1,5 @@
-//! The stat index: (dev, inode) → (size, mtime_ns, ctime_ns, recorded_ns, hash), so that an
-//! unchanged file costs one stat and no read. Disposable: missing, corrupt or unreadable means
+//! The stat index: (dev, inode) → (size, `mtime_ns`, `ctime_ns`, `recorded_ns`, hash), so that
+//! an unchanged file costs one stat and no read. Disposable: missing, corrupt or unreadable means
 //! "start empty", never "trust".
 //!
 //! File: `<state_dir>/index/stat.idx` (format in docs/formats.md, "Stat index"), written with
@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata, OpenOptions};
+use std::hash::BuildHasherDefault;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -53,9 +54,9 @@ const REC_LEN: usize = 80;
 type Key = (u64, u64); // (dev, ino)
 
 /// FxHash-style hasher for (dev, ino) keys. Keys come from our own stat calls, not from an
-/// adversary, so SipHash's DoS resistance buys nothing; this multiplicative mix is several
-/// times cheaper per lookup (100k lookups per no-op `hash_path` of a large tree) and needs no
-/// extra crate.
+/// adversary, so `SipHash`'s resistance to flooding buys nothing; this multiplicative mix is
+/// several times cheaper per lookup (100k lookups per no-op `hash_path` of a large tree) and
+/// needs no extra crate.
 #[derive(Default, Clone, Copy)]
 pub struct KeyHasher(u64);
 
@@ -77,7 +78,7 @@ impl std::hash::Hasher for KeyHasher {
 }
 
 /// The in-memory index map.
-pub type Map = HashMap<Key, Rec, std::hash::BuildHasherDefault<KeyHasher>>;
+pub type Map = HashMap<Key, Rec, BuildHasherDefault<KeyHasher>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rec {
@@ -97,8 +98,7 @@ pub fn stamp(idx: Option<&Index>) -> i64 {
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn key(m: &Metadata) -> Key {
@@ -199,9 +199,9 @@ impl Index {
     /// an earlier stamp is only more conservative.
     pub fn stamp(&self) -> i64 {
         *self.stamp.get_or_init(|| match self.local_dev {
-            Some(_) => fs_clock(&self.dir)
-                .map(|t| t.min(now_ns()))
-                .unwrap_or_else(|| now_ns() - CLOCK_LAG_NS),
+            Some(_) => {
+                fs_clock(&self.dir).map_or_else(|| now_ns() - CLOCK_LAG_NS, |t| t.min(now_ns()))
+            }
             None => now_ns(),
         })
     }
@@ -221,7 +221,7 @@ impl Index {
         let r = self.get(&(st.st_dev, st.st_ino))?;
         let mt = st.st_mtime * 1_000_000_000 + st.st_mtime_nsec;
         let ct = st.st_ctime * 1_000_000_000 + st.st_ctime_nsec;
-        let fresh = r.size == st.st_size as u64 && r.mtime_ns == mt && r.ctime_ns == ct;
+        let fresh = r.size == st.st_size.cast_unsigned() && r.mtime_ns == mt && r.ctime_ns == ct;
         let racy = mt >= r.recorded_ns - self.window(st.st_dev);
         (fresh && !racy).then_some(r.hash)
     }
@@ -320,7 +320,7 @@ fn local_fs_dev(path: &Path) -> Option<u64> {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: statfs into a zeroed struct with a valid NUL-terminated path.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+    if unsafe { libc::statfs(c.as_ptr(), &raw mut st) } != 0 {
         return None;
     }
     #[allow(clippy::unnecessary_cast)] // f_type's width differs between libc targets
@@ -508,7 +508,7 @@ pub fn decode(data: &[u8]) -> std::result::Result<Map, &'static str> {
     if u32::from_le_bytes(data[8..12].try_into().unwrap()) != VERSION {
         return Err("of an unknown version");
     }
-    let n = u64_at(16) as usize;
+    let n = usize::try_from(u64_at(16)).map_err(|_| "truncated")?;
     if n.checked_mul(REC_LEN)
         .and_then(|b| b.checked_add(HEADER_LEN + 32))
         != Some(data.len())
@@ -519,7 +519,7 @@ pub fn decode(data: &[u8]) -> std::result::Result<Map, &'static str> {
     if blake3::hash(body).as_bytes() != &data[data.len() - 32..] {
         return Err("corrupt (checksum mismatch)");
     }
-    let mut map = Map::with_capacity_and_hasher(n, Default::default());
+    let mut map = Map::with_capacity_and_hasher(n, BuildHasherDefault::default());
     for j in 0..n {
         let o = HEADER_LEN + j * REC_LEN;
         let rec = Rec {

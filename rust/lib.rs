@@ -17,6 +17,9 @@ mod stat;
 
 // === section: hashing, manifests, index, locks, atomic writes (core helper) ===
 
+// Wrappers take owned arguments (`PathBuf`, `String`, `Vec`): pyo3 extracts those from Python
+// objects, and they are what crosses into `py.detach` (docs/architecture.md, "Rust core").
+#[allow(clippy::needless_pass_by_value)]
 mod core_api {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
@@ -145,7 +148,7 @@ mod core_api {
 
     #[pyfunction]
     pub fn kill_point(name: &str) {
-        atomic::kill_point(name)
+        atomic::kill_point(name);
     }
 
     /// Defer stat-index saves to one write per index (`on=False` flushes and stops deferring).
@@ -185,6 +188,7 @@ mod core_api {
 
 // === section: cache insert / restore / verify (cache helper) ===
 
+#[allow(clippy::needless_pass_by_value)] // owned arguments, as in `core_api`
 mod cache_api {
     use std::path::PathBuf;
 
@@ -202,13 +206,13 @@ mod cache_api {
 
     /// Insert a file or directory; the GIL is released for the whole walk/hash/link pass.
     #[pyfunction]
-    pub fn cache_insert<'py>(
-        py: Python<'py>,
+    pub fn cache_insert(
+        py: Python<'_>,
         path: PathBuf,
         cache_dir: PathBuf,
         state_dir: Option<PathBuf>,
         link_modes: Vec<String>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<Bound<'_, PyDict>> {
         let modes = modes(&link_modes)?;
         let i = py
             .detach(|| insert::insert(&path, &cache_dir, state_dir.as_deref(), modes))
@@ -306,8 +310,8 @@ mod cache_api {
 }
 
 #[pymodule]
-fn _native(_m: &Bound<'_, PyModule>) -> PyResult<()> {
-    core_api::register(_m)?;
-    cache_api::register(_m)?;
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    core_api::register(m)?;
+    cache_api::register(m)?;
     Ok(())
 }

@@ -52,23 +52,31 @@ mod tests {
 
     #[test]
     fn writes_change_and_ctime_is_optional() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("f");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
         fs::write(&p, b"one").unwrap();
-        let a = fs::metadata(&p).unwrap();
-        assert!(unchanged(&a, &fs::metadata(&p).unwrap(), Ctime::Compare));
+        let first = fs::metadata(&p).unwrap();
+        assert!(unchanged(
+            &first,
+            &fs::metadata(&p).unwrap(),
+            Ctime::Compare
+        ));
         // A hard link moves only the ctime.
         std::thread::sleep(std::time::Duration::from_millis(20));
-        fs::hard_link(&p, d.path().join("g")).unwrap();
-        let b = fs::metadata(&p).unwrap();
-        assert!(unchanged(&a, &b, Ctime::Ignore));
-        assert!(!unchanged(&a, &b, Ctime::Compare));
+        fs::hard_link(&p, dir.path().join("g")).unwrap();
+        let linked = fs::metadata(&p).unwrap();
+        assert!(unchanged(&first, &linked, Ctime::Ignore));
+        assert!(!unchanged(&first, &linked, Ctime::Compare));
         // A write of the same size moves the mtime.
         fs::write(&p, b"two").unwrap();
-        assert!(!unchanged(&b, &fs::metadata(&p).unwrap(), Ctime::Ignore));
+        assert!(!unchanged(
+            &linked,
+            &fs::metadata(&p).unwrap(),
+            Ctime::Ignore
+        ));
         // Another file with the same bytes is another inode.
-        let q = d.path().join("q");
-        fs::write(&q, b"two").unwrap();
-        assert!(!same_inode(&b, &fs::metadata(&q).unwrap()));
+        let other = dir.path().join("q");
+        fs::write(&other, b"two").unwrap();
+        assert!(!same_inode(&linked, &fs::metadata(&other).unwrap()));
     }
 }

@@ -5,7 +5,7 @@
 //! bytes are hashed in that same pass (hardlink and reflink: the temp is read once; copy: hashed
 //! between read and write). The source's stat before and after must agree, else
 //! `SourceChanged` and the temp is removed. The temp is then renamed into place with
-//! RENAME_NOREPLACE: an existing object is never rewritten (unless its size is wrong, i.e. it
+//! `RENAME_NOREPLACE`: an existing object is never rewritten (unless its size is wrong, i.e. it
 //! was truncated by a crash, or its bytes no longer hash to its name: then it is replaced).
 //! Once the hardlink mode is decided, files are linked straight to their object name instead
 //! (`insert_hardlinked`). Kill points: `object_write` (temp complete), `object_rename` (just
@@ -69,7 +69,7 @@ fn object_intact(obj: &Path, h: &str) -> bool {
     let Ok(mut f) = File::open(obj) else {
         return false;
     };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = f.metadata().map_or(0, |m| m.len());
     hash::hash_open_file(&mut f, len).is_ok_and(|got| got.to_hex().as_str() == h)
 }
 
@@ -134,7 +134,7 @@ impl Inserter<'_> {
                 // serves both `hash_path` and restores (`Index::lookup_object`).
                 om
             } else {
-                self.relink_workspace(src, &obj)?
+                relink_workspace(src, &obj)?
             }
         } else {
             t.before.clone()
@@ -160,15 +160,14 @@ impl Inserter<'_> {
         known: Option<&str>,
     ) -> Result<Option<(String, u64)>> {
         let recorded = index::stamp(self.idx);
-        let (hash, before) = match known {
-            Some(h) => (
+        let (hash, before) = if let Some(h) = known {
+            (
                 blake3::Hash::from_hex(h).map_err(|_| changed(src))?,
                 seen.clone(),
-            ),
-            None => {
-                let mut f = File::open(src).at(src)?;
-                hash_unchanged(&mut f, seen).map_err(|e| e.into_error(src))?
-            }
+            )
+        } else {
+            let mut f = File::open(src).at(src)?;
+            hash_unchanged(&mut f, seen).map_err(|e| e.into_error(src))?
         };
         let hex = hash::hex(&hash);
         let obj = self.cache.object_path(&hex)?;
@@ -200,7 +199,7 @@ impl Inserter<'_> {
                     && (self.idx.and_then(|i| i.lookup_object(&om)).as_deref() == Some(&hex)
                         || object_intact(&obj, &hex))
                 {
-                    self.relink_workspace(src, &obj)?
+                    relink_workspace(src, &obj)?
                 } else {
                     return Ok(None); // a damaged object: the temp path replaces it
                 }
@@ -254,7 +253,7 @@ impl Inserter<'_> {
         // filesystem that cannot hard-link falls back for the whole operation as usual).
         let recorded = index::stamp(self.idx);
         let m = self.linker.run(|mode| match mode {
-            LinkMode::Hardlink => self.relink_workspace(src, &obj),
+            LinkMode::Hardlink => relink_workspace(src, &obj),
             _ => Ok(seen.clone()),
         })?;
         if let Some(i) = self.idx {
@@ -263,12 +262,12 @@ impl Inserter<'_> {
         }
         Ok(true)
     }
+}
 
-    /// Replace the workspace file `src` by a hard link to `obj`; its stat afterwards.
-    fn relink_workspace(&self, src: &Path, obj: &Path) -> Result<Metadata> {
-        link::relink(obj, src).at(src)?;
-        fs::symlink_metadata(src).at(src)
-    }
+/// Replace the workspace file `src` by a hard link to `obj`; its stat afterwards.
+fn relink_workspace(src: &Path, obj: &Path) -> Result<Metadata> {
+    link::relink(obj, src).at(src)?;
+    fs::symlink_metadata(src).at(src)
 }
 
 /// Flush the cache's filesystem once (see module doc).

@@ -147,7 +147,10 @@ impl Linker {
         if let Some(m) = self.chosen() {
             return op(m);
         }
-        let _guard = self.deciding.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self
+            .deciding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(m) = self.chosen() {
             return op(m);
         }
@@ -376,15 +379,15 @@ fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
     }
 }
 
-/// Rename `from` to `to` unless `to` exists (EEXIST). Filesystems without RENAME_NOREPLACE
+/// Rename `from` to `to` unless `to` exists (EEXIST). Filesystems without `RENAME_NOREPLACE`
 /// get a check-then-rename (racy only against another writer of the same content).
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     match renameat2(from, to, libc::RENAME_NOREPLACE) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            if std::fs::symlink_metadata(to).is_ok() {
+            if fs::symlink_metadata(to).is_ok() {
                 return Err(io::Error::from_raw_os_error(libc::EEXIST));
             }
-            std::fs::rename(from, to)
+            fs::rename(from, to)
         }
         r => r,
     }
@@ -433,56 +436,56 @@ mod tests {
     fn copy_hash_small_and_big() {
         let d = tempfile::tempdir().unwrap();
         for n in [0usize, 11, 300_000, hash::PARALLEL_CHUNK + 5] {
-            let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            let data: Vec<u8> = (0..n).map(|i| u8::try_from(i % 251).unwrap()).collect();
             let src = d.path().join(format!("s{n}"));
-            std::fs::write(&src, &data).unwrap();
+            fs::write(&src, &data).unwrap();
             let dst = d.path().join(format!("d{n}"));
-            let mut s = open_read(&src).unwrap();
-            let mut t = create_new(&dst, 0o644).unwrap();
-            let (h, len) = copy_hash(&mut s, &mut t, n as u64).unwrap();
+            let mut from = open_read(&src).unwrap();
+            let mut to = create_new(&dst, 0o644).unwrap();
+            let (digest, len) = copy_hash(&mut from, &mut to, n as u64).unwrap();
             assert_eq!(len, n as u64);
-            assert_eq!(h, blake3::hash(&data));
-            assert_eq!(std::fs::read(&dst).unwrap(), data);
+            assert_eq!(digest, blake3::hash(&data));
+            assert_eq!(fs::read(&dst).unwrap(), data);
         }
     }
 
     #[test]
     fn rename_flags() {
-        let d = tempfile::tempdir().unwrap();
-        let (a, b) = (d.path().join("a"), d.path().join("b"));
-        std::fs::write(&a, b"A").unwrap();
-        std::fs::create_dir(&b).unwrap();
-        let e = rename_noreplace(&a, &b).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"A").unwrap();
+        fs::create_dir(&b).unwrap();
+        let err = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
         rename_exchange(&a, &b).unwrap();
         assert!(a.is_dir());
-        assert_eq!(std::fs::read(&b).unwrap(), b"A");
-        let c = d.path().join("c");
+        assert_eq!(fs::read(&b).unwrap(), b"A");
+        let c = dir.path().join("c");
         rename_noreplace(&b, &c).unwrap();
-        assert_eq!(std::fs::read(&c).unwrap(), b"A");
+        assert_eq!(fs::read(&c).unwrap(), b"A");
     }
 
     #[test]
     fn create_new_refuses_symlink() {
         let d = tempfile::tempdir().unwrap();
         let target = d.path().join("target");
-        std::fs::write(&target, b"keep").unwrap();
+        fs::write(&target, b"keep").unwrap();
         let link = d.path().join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(create_new(&link, 0o644).is_err());
-        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
     }
 
     #[test]
     fn hardlink_shares_inode() {
         let d = tempfile::tempdir().unwrap();
         let src = d.path().join("a");
-        std::fs::write(&src, b"x").unwrap();
+        fs::write(&src, b"x").unwrap();
         let dst = d.path().join("b");
         hardlink(&src, &dst).unwrap();
         assert_eq!(
-            std::fs::metadata(&src).unwrap().ino(),
-            std::fs::metadata(&dst).unwrap().ino()
+            fs::metadata(&src).unwrap().ino(),
+            fs::metadata(&dst).unwrap().ino()
         );
     }
 
@@ -490,10 +493,10 @@ mod tests {
     fn reflink_works_or_reports_unsupported() {
         let d = tempfile::tempdir().unwrap();
         let src = d.path().join("a");
-        std::fs::write(&src, b"data").unwrap();
+        fs::write(&src, b"data").unwrap();
         let dst = d.path().join("b");
         match reflink(&src, &dst, 0o444) {
-            Ok(()) => assert_eq!(std::fs::read(&dst).unwrap(), b"data"),
+            Ok(()) => assert_eq!(fs::read(&dst).unwrap(), b"data"),
             Err(e) => {
                 assert!(
                     LinkMode::Reflink.unsupported(e.raw_os_error().unwrap()),

@@ -5,11 +5,11 @@
 //! (`.pvtmp-<pid>-<n>-<rand>`), then swapped in with `renameat2(RENAME_EXCHANGE)` (kill point
 //! `restore_swap` just before), and the old content, now under the temp name, is deleted. A
 //! crash leaves the old or the new content at `dest` plus a temp that the next restore into the
-//! same directory removes (temps of dead processes). Filesystems without RENAME_EXCHANGE get
+//! same directory removes (temps of dead processes). Filesystems without `RENAME_EXCHANGE` get
 //! rename-old-away (`.pvold-…`) then rename-new-in.
 //!
 //! Verification while restoring: no object whose bytes do not hash to its name is restored
-//! (CacheCorrupt naming the object; temp removed, dest untouched). `copy` hashes every object
+//! (`CacheCorrupt` naming the object; temp removed, dest untouched). `copy` hashes every object
 //! while copying it. `hardlink` and `reflink` share the bytes without reading them, so an
 //! object is read and hashed unless the stat index (one load and one save per restore) vouches
 //! for its content: an entry for its (dev, inode) with equal size and mtime, a non-racy mtime
@@ -19,10 +19,10 @@
 //! caught; a write that resets mtime with utime(2), and silent bit-rot, are left to
 //! `pivot verify --cache`. Manifest sizes are checked for every entry.
 //!
-//! Safety: files are created with O_CREAT|O_EXCL|O_NOFOLLOW inside a directory we just created;
+//! Safety: files are created with `O_CREAT|O_EXCL|O_NOFOLLOW` inside a directory we just created;
 //! symlinks of the tree are created last, so nothing is ever written through one. Existing
 //! components of the destination's parent that are symlinks must resolve inside the project
-//! (the directory holding `.pivot/`, else the cache directory's parent): UnsafePath otherwise.
+//! (the directory holding `.pivot/`, else the cache directory's parent): `UnsafePath` otherwise.
 
 use std::collections::HashSet;
 use std::fs::{self, File, Metadata};
@@ -159,14 +159,14 @@ fn check_dest(dest: &Path, cache_dir: &Path) -> Result<()> {
         cur.push(c);
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => {
-                let real = fs::canonicalize(&cur).at(&cur)?;
-                if !real.starts_with(&root_real) {
+                let resolved = fs::canonicalize(&cur).at(&cur)?;
+                if !resolved.starts_with(&root_real) {
                     return Err(Error::unsafe_path(
                         dest,
                         format!(
                             "{} is a symlink to {} outside the project",
                             cur.display(),
-                            real.display()
+                            resolved.display()
                         ),
                     ));
                 }
@@ -203,7 +203,7 @@ fn swap(tmp: &Path, dest: &Path, parent: &Path) -> Result<()> {
             // `tmp` now names the old content.
             remove_any(tmp).at(tmp)
         }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
             let old = parent.join(format!(
                 "{}{}",
                 cache::OLD_PREFIX,
@@ -405,7 +405,7 @@ fn set_mode(f: &File, exec: bool, dst: &Path) -> Result<()> {
 }
 
 /// Copy an object, hashing it on the way (copying reads the bytes anyway, so this always
-/// verifies); a mismatch is CacheCorrupt naming the object. An intact object is recorded in the
+/// verifies); a mismatch is `CacheCorrupt` naming the object. An intact object is recorded in the
 /// index unless already vouched for, so a later hardlink restore need not read it.
 fn copy_verified(
     obj: &Path,

@@ -47,7 +47,7 @@ fn encode_decode_round_trip_and_corruption() {
                 mtime_ns: 5,
                 ctime_ns: 6,
                 recorded_ns: 7,
-                hash: [i as u8; 32],
+                hash: [u8::try_from(i).unwrap(); 32],
             },
         );
     }

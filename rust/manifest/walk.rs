@@ -19,7 +19,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::hash;
 use crate::index::{self, Index};
 
-fn type_name(ft: &fs::FileType) -> &'static str {
+fn type_name(ft: fs::FileType) -> &'static str {
     if ft.is_fifo() {
         "fifo"
     } else if ft.is_socket() {
@@ -49,8 +49,8 @@ fn link_target(root_real: &Path, abs: &Path, rel: &[u8]) -> Result<Vec<u8>> {
         )
     };
     match fs::canonicalize(abs) {
-        Ok(real) => {
-            let inner = real.strip_prefix(root_real).map_err(|_| outside())?;
+        Ok(resolved) => {
+            let inner = resolved.strip_prefix(root_real).map_err(|_| outside())?;
             if lexical_ok {
                 return Ok(raw);
             }
@@ -116,7 +116,7 @@ fn walk_dir(root_real: &Path, abs: &Path, rel: &[u8]) -> Result<Vec<WalkEntry>> 
         } else {
             return Err(Error::manifest(
                 &child,
-                format!("cannot be recorded in a manifest ({})", type_name(&ft)),
+                format!("cannot be recorded in a manifest ({})", type_name(ft)),
             ));
         }
     }
@@ -192,7 +192,7 @@ fn hash_walked_file(
             return Ok(Hashed {
                 path: rel,
                 hash: h,
-                size: st.st_size as u64,
+                size: st.st_size.cast_unsigned(),
                 exec: st.st_mode & 0o100 != 0,
                 link: None,
             });
@@ -256,7 +256,7 @@ fn hash_walk_dir(
             let child = ent.path();
             return Err(Error::manifest(
                 &child,
-                format!("cannot be recorded in a manifest ({})", type_name(&ft)),
+                format!("cannot be recorded in a manifest ({})", type_name(ft)),
             ));
         }
     }

@@ -8,9 +8,11 @@ fn modes(m: &[&str]) -> Vec<LinkMode> {
 fn all_objects_valid(cache: &Path) -> usize {
     let mut n = 0;
     for shard in fs::read_dir(cache.join("files")).unwrap().flatten() {
-        if !shard.file_type().unwrap().is_dir() {
-            panic!("stray file in files/: {:?}", shard.path());
-        }
+        assert!(
+            shard.file_type().unwrap().is_dir(),
+            "stray file in files/: {:?}",
+            shard.path()
+        );
         for o in fs::read_dir(shard.path()).unwrap().flatten() {
             let name = format!(
                 "{}{}",
