@@ -48,10 +48,6 @@ class Project:
             resolved = path if path.is_absolute() else root / path
         return cls(root=root, config=cfg, cache_dir=Path(os.path.normpath(resolved)))
 
-    @classmethod
-    def discover(cls, start: Path | None = None, cache_dir: str | Path | None = None) -> Project:
-        return cls.load(find_root(Path.cwd() if start is None else start), cache_dir)
-
     @property
     def pivot_dir(self) -> Path:
         return self.root / PIVOT_DIR
@@ -75,10 +71,6 @@ class Project:
     @property
     def runs_dir(self) -> Path:
         return self.cache_dir / "runs"
-
-    @property
-    def link_modes(self) -> tuple[str, ...]:
-        return self.config.link_modes
 
     def relpath(self, path: str | os.PathLike[str]) -> str:
         """Project-relative POSIX path of `path` (relative paths are taken from the cwd)."""

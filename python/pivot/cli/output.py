@@ -1,7 +1,9 @@
-"""Sinks for run events: plain console lines on stderr and JSONL on stdout.
+"""Everything the CLI displays about engine work: plain console lines on stderr and JSONL on
+stdout for runs, a live progress line for `commit`.
 
-Both implement the engine's `Sink` protocol (`stage_start`, `stage_complete`); `begin()` and
-`finish()` are called by the CLI around `engine.run`.
+`ConsoleSink` and `JsonlSink` implement the engine's `Sink` protocol (`stage_start`,
+`stage_complete`); `begin()` and `finish()` are called by the CLI around `engine.run`.
+`CommitProgress` implements `ProgressSink` with rich.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import datetime
 import json
 import sys
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from pivot.engine.events import RunSummary, StageResult
+    from rich.progress import Progress as RichProgress
+
+    from pivot.engine.events import Progress, RunSummary, StageResult
 
 JSONL_SCHEMA_VERSION = 1
 
@@ -170,3 +175,60 @@ class JsonlSink:
                 "timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
             }
         )
+
+
+def human_bytes(n: float) -> str:
+    """`512 B`, `1.5 KB`, `3.2 GB` (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+class CommitProgress:
+    """`pivot commit` progress on stderr (a transient rich line): stages, files, bytes.
+
+    A context manager: the line is shown while the block runs and erased after it.
+    """
+
+    def __init__(self) -> None:
+        self._progress: RichProgress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> CommitProgress:
+        from rich.console import Console
+        from rich.progress import Progress as RichProgress
+        from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = RichProgress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("Committing", total=None)
+        self._progress.start()
+        return self
+
+    def progress(self, progress: Progress) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=self.describe(progress))
+
+    @staticmethod
+    def describe(progress: Progress) -> str:
+        return (
+            f"Committing: {progress.stages}/{progress.total} stage(s), "
+            f"{progress.files} file(s), {human_bytes(progress.bytes)} inserted"
+        )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

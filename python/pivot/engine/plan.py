@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pivot.engine import runcache
 from pivot.exceptions import LockFileError, SchemaVersionError
+from pivot.storage import runcache
 from pivot.types import HashInfo, LockData, OutEntry
 
 if TYPE_CHECKING:
@@ -208,10 +208,6 @@ class Planner:
             infos = self.ctx.cache.hash_many([self.ctx.abspath(p) for p in todo])
             self._hashes.update(zip(todo, infos, strict=True))
         return {p: self._hashes[p] for p in paths}
-
-    def forget(self, paths: Iterable[str]) -> None:
-        for p in paths:
-            self._hashes.pop(p, None)
 
     def _inside_pending_restore(self, path: str) -> bool:
         return any(path == k or path.startswith(k + "/") for k in self._pending_restore)

@@ -10,9 +10,9 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pivot.engine import runcache
 from pivot.engine.plan import StageState, entry_info, out_entry, out_key
 from pivot.exceptions import OutputMissingError
+from pivot.storage import runcache
 from pivot.types import LockData, OutEntry
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ loader configuration) are always read from the live objects: they are cheap and 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -78,7 +77,7 @@ class FingerprintCache:
         return self
 
     def save(self) -> None:
-        """Write the cache atomically (temp file + rename); racily-clean files are left out."""
+        """Write the cache durably (`write_atomic`); racily-clean files are left out."""
         if self.path is None or not self._dirty:
             return
         files = {
@@ -92,24 +91,12 @@ class FingerprintCache:
             if not rec.racy
         }
         data = json.dumps({"header": _HEADER, "files": files}, separators=(",", ":"))
+        # Imported only when something changed: a no-op run never saves.
+        from pivot.storage.files import write_atomic
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        import tempfile  # only when something changed: a no-op run never saves
-
-        fd, tmp = tempfile.mkstemp(prefix=".fingerprints.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(self.path, data.encode())
         self._dirty = False
-
-    def refresh(self) -> None:
-        """Forget which files were stat'ed (for long-lived processes, e.g. watch mode)."""
-        self._checked.clear()
-        self._indexes.clear()
 
     # --- lookups ---------------------------------------------------------------------------
     def _record(self, file: str) -> _FileRecord | None:
