@@ -13,7 +13,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -49,7 +49,7 @@ class CliState:
     quiet: bool = False
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever `sys.stderr` is at emit time (CliRunner swaps it per invocation)."""
 
     def __init__(self) -> None:

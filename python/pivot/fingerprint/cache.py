@@ -57,9 +57,10 @@ class FingerprintCache:
     @classmethod
     def load(cls, state_dir: Path) -> FingerprintCache:
         """Read `<state_dir>/fingerprints.json`; a missing or corrupt file gives an empty cache."""
-        self = cls(Path(state_dir) / FILE_NAME)
+        path = Path(state_dir) / FILE_NAME
+        self = cls(path)
         try:
-            data = json.loads(self.path.read_bytes())  # type: ignore[union-attr]
+            data = json.loads(path.read_bytes())
             if data.get("header") != _HEADER:
                 return self
             for file, rec in data["files"].items():
@@ -71,7 +72,7 @@ class FingerprintCache:
                     objects[str(key)] = (
                         None if info is None else (str(info[0]), tuple(str(r) for r in info[1]))
                     )
-                self._files[file] = _FileRecord(stat, objects, racy=False)  # type: ignore[arg-type]
+                self._files[file] = _FileRecord(stat, objects, racy=False)
         except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
             self._files.clear()  # disposable state: start over
         return self
