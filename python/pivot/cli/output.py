@@ -44,10 +44,6 @@ def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
 
 
-def _status(result: StageResult) -> str:
-    return str(getattr(result.status, "value", result.status))
-
-
 class ConsoleSink:
     """One line per finished stage on stderr; failures always, the rest unless quiet."""
 
@@ -71,7 +67,7 @@ class ConsoleSink:
         """Plain mode prints stages when they finish, so parallel stages do not interleave."""
 
     def stage_complete(self, result: StageResult, index: int, total: int) -> None:
-        status = _status(result)
+        status = result.status
         if status == "failed":
             line = f"✗ {result.stage} FAILED"
             if result.reason and not result.output:
@@ -105,7 +101,7 @@ class ConsoleSink:
 
 
 class JsonlSink:
-    """The `--json` event stream of spec §6, one object per line on stdout.
+    """The `--json` event stream (docs/cli.md, "--json events"), one object per line on stdout.
 
     Blocked stages never start: they get no `stage_start`, and their `stage_complete` has
     status `failed` with the engine's reason (e.g. `blocked by train`); `execution_result.failed`
@@ -133,7 +129,7 @@ class JsonlSink:
         self.emit({"type": "stage_start", "stage": stage, "index": index, "total": total})
 
     def stage_complete(self, result: StageResult, index: int, total: int) -> None:
-        status = _status(result)
+        status = result.status
         reason = result.reason
         if status == "blocked":
             status = "failed"

@@ -28,10 +28,6 @@ class StageLock:
         self.path = lock_path(locks_dir, stage)
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def try_acquire(self) -> bool:
         """Take the lock if free; False (without blocking) if another process holds it."""
         if self._fd is not None:

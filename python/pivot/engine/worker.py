@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,7 +64,6 @@ class WorkerOutcome:
     error: str = ""  # one line: "<ExceptionType>: <message>"
     output: str = ""  # captured stdout/stderr (+ traceback for non-pivot errors)
     duration_ms: float = 0.0
-    pid: int = field(default_factory=os.getpid)
 
 
 def init_worker(main_pid: int) -> None:
