@@ -1,4 +1,4 @@
-"""Project root discovery and the `.pivot/` layout (spec §4)."""
+"""Project root discovery and the `.pivot/` layout (docs/architecture.md, "On-disk layout")."""
 
 from __future__ import annotations
 

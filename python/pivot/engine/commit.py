@@ -1,4 +1,4 @@
-"""`pivot commit`: record the workspace as it is, without running (seed 004, spec §6).
+"""`pivot commit`: record the workspace as it is, without running (docs/cli.md, "pivot commit").
 
 No stage names: every stage whose lock differs from the workspace (code, params, deps, output
 paths or bytes). Named stages: unconditionally. Per stage, all or nothing: fingerprint, params

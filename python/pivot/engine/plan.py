@@ -1,4 +1,5 @@
-"""The one decision function (spec §5) for repro, run, status, dry-run, explain and verify.
+"""The one decision function for repro, run, status, dry-run, explain and verify
+(docs/architecture.md, "Deciding what runs").
 
 Precedence per stage (the first that applies is the reason):
   `--force` -> "Forced";
@@ -325,7 +326,7 @@ class Planner:
 def decide(
     ctx: Context, order: Sequence[str], *, force: bool = False, allow_missing: bool = False
 ) -> dict[str, Decision]:
-    """Decide every stage of `order` (spec §5); no process is started, nothing is written."""
+    """Decide every stage of `order`; no process is started, nothing is written."""
     planner = Planner(ctx, allow_missing=allow_missing)
     decisions: dict[str, Decision] = {}
     for name in order:

@@ -1,6 +1,6 @@
 """Recording a stage's results in the main process: cache objects, then lock, then run cache.
 
-The order matters (spec §7): a lock must never name an object the cache does not hold, and a
+The order matters (docs/reliability.md): a lock must never name an object the cache does not hold, and a
 run-cache entry is only an optimisation over a lock that already exists.
 """
 

@@ -256,7 +256,7 @@ class _Scheduler:
 
     def _record(self, name: str, state: plan.StageState) -> None:
         outs = record.collect_outputs(self.ctx, name, insert=not self.opts.no_commit)
-        if not self.opts.no_commit:  # --no-commit: hashed only, nothing durable (seed 004)
+        if not self.opts.no_commit:  # --no-commit: hashed only, nothing durable (docs/cli.md)
             record.write_records(self.ctx, name, state, outs)
 
     # --- worker processes ------------------------------------------------------------------

@@ -88,7 +88,7 @@ def verify(
     cache: bool = False,
     sample: float | None = None,
 ) -> VerifyResult:
-    """Decide (spec §5) and check cache presence of every cached output (and tracked file).
+    """Decide (`plan.decide`) and check cache presence of every cached output (and tracked file).
 
     `allow_missing`: outputs absent from the workspace do not make a stage stale, and objects
     absent from the local cache are accepted when `remote_has(hash)` says the remote has them.

@@ -1,4 +1,4 @@
-"""Turn a stage function's annotations into a StageInfo (spec §2)."""
+"""Turn a stage function's annotations into a StageInfo (docs/architecture.md, "Pipeline model")."""
 
 from __future__ import annotations
 
