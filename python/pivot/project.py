@@ -90,11 +90,13 @@ def init(root: Path, force: bool = False) -> Project:
     pivot_dir = root / PIVOT_DIR
     if pivot_dir.exists() and not force:
         raise PivotError(f"{pivot_dir} already exists (use --force to re-initialize)")
+    from pivot.storage.files import write_atomic
+
     pivot_dir.mkdir(parents=True, exist_ok=True)
     (pivot_dir / "stages").mkdir(exist_ok=True)
-    (pivot_dir / ".gitignore").write_text(GITIGNORE_TEXT, encoding="utf-8")
+    write_atomic(pivot_dir / ".gitignore", GITIGNORE_TEXT.encode())
     cfg = pivot_dir / config_mod.CONFIG_FILE
     if not cfg.exists():
         # --force keeps a user's config; it only repairs what is missing.
-        cfg.write_text(config_mod.DEFAULT_CONFIG_TEXT, encoding="utf-8")
+        write_atomic(cfg, config_mod.DEFAULT_CONFIG_TEXT.encode())
     return Project.load(root)
