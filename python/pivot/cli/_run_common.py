@@ -86,7 +86,7 @@ def run_options(*, keep_going: bool) -> Callable[[Command], Command]:
             "--json",
             "as_json",
             is_flag=True,
-            help="Stream JSONL events on stdout (docs/cli.md, '--json events').",
+            help="Stream JSONL events on stdout (one JSON object per line).",
         ),
         click.option(
             "-f", "--force", is_flag=True, help="Run even if unchanged; bypass the run cache."
