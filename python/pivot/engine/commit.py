@@ -88,11 +88,12 @@ def commit(
         return result
 
     workers = max(1, min(len(todo), resolve_jobs(jobs, ctx.config)))
+    inserted_before = insert_progress()  # before any stage starts: small ones finish at once
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pivot-commit") as pool:
         futs = {
             name: pool.submit(_commit_one, ctx, name, code, params) for name, code, params in todo
         }
-        _wait_reporting(list(futs.values()), progress)
+        _wait_reporting(list(futs.values()), progress, inserted_before)
     for name, fut in futs.items():
         try:
             fut.result()
@@ -103,14 +104,16 @@ def commit(
     return result
 
 
-def _wait_reporting(futs: list[Future[None]], sink: ProgressSink | None) -> None:
+def _wait_reporting(
+    futs: list[Future[None]], sink: ProgressSink | None, inserted_before: tuple[int, int]
+) -> None:
     """Wait for every stage; meanwhile report progress to `sink` (on this thread) every
-    PROGRESS_INTERVAL_S, counting files and bytes as the cache inserts them, so that one huge
-    directory shows movement too."""
+    PROGRESS_INTERVAL_S, counting files and bytes as the cache inserts them (from
+    `inserted_before`), so that one huge directory shows movement too."""
     if sink is None:
         wait(futs)
         return
-    base_files, base_bytes = insert_progress()
+    base_files, base_bytes = inserted_before
     pending = set(futs)
     while True:
         files, size = insert_progress()
