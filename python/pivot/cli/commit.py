@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common, _run_common
 
 
 @click.command("commit")
 @click.argument("stages", nargs=-1)
+@_run_common.jobs_option
 @click.pass_context
-def commit(click_ctx: click.Context, stages: tuple[str, ...]) -> None:
+def commit(click_ctx: click.Context, stages: tuple[str, ...], jobs: int | None) -> None:
     """Record STAGES as they are on disk (no STAGES: every stage whose lock differs).
 
     Named stages are committed unconditionally. A stage with a missing output or dependency
     fails on its own; the others are still committed (exit 1).
     """
+    from pivot.cli.output import CommitProgress
     from pivot.engine import commit as engine_commit
+    from pivot.engine.context import load_context
 
-    quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context(check_missing=False)
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
+    quiet = _common.quiet(click_ctx)
+    ctx = load_context(check_missing=False)
+    targets = _common.stage_names(ctx, stages)
 
-    result = engine_commit.commit(ctx, targets or None, progress=sys.stderr.isatty() and not quiet)
+    # Progress only on a terminal: it is redrawn in place, which a log file would not want.
+    with (
+        CommitProgress() if sys.stderr.isatty() and not quiet else contextlib.nullcontext() as meter
+    ):
+        result = engine_commit.commit(ctx, targets or None, progress=meter, jobs=jobs)
 
     if not quiet:
         if result.committed:

@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pivot.cli import _common
-
 if TYPE_CHECKING:
     from pivot.graph import PipelineGraph
 
@@ -17,9 +15,11 @@ if TYPE_CHECKING:
 @click.option("--mermaid", is_flag=True, help="Mermaid flowchart syntax.")
 def dag(dot: bool, mermaid: bool) -> None:
     """Show stages in topological order with the stages they depend on."""
+    from pivot.engine.context import load_context
+
     if dot and mermaid:
         raise click.UsageError("--dot and --mermaid cannot be used together")
-    graph = _common.load(check_missing=False).graph
+    graph = load_context(check_missing=False).graph
     render = to_dot if dot else to_mermaid if mermaid else to_text
     text = render(graph)
     if text:

@@ -12,9 +12,10 @@ from pivot.cli import _common
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document on stdout.")
 def list_cmd(deps: bool, as_json: bool) -> None:
     """List the pipeline's stages in registration order."""
+    from pivot.engine.context import load_context
+
     # Listing must work before data is pulled: missing dependency files are not an error here.
-    loaded = _common.load(check_missing=False)
-    stages = loaded.pipeline.stages
+    stages = load_context(check_missing=False).pipeline.stages
     if as_json:
         _common.echo_json({"stages": [info.describe() for info in stages.values()]}, indent=True)
         return

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common
 
 
 @click.command("status")
@@ -30,17 +30,17 @@ def status(
     anything is stale.
     """
     from pivot.engine import plan
+    from pivot.engine.context import load_context
 
-    quiet = local_quiet or _run_common.global_flag(click_ctx, "quiet")
-    verbose = local_verbose or _run_common.global_flag(click_ctx, "verbose")
+    state = _common.get_state(click_ctx)
+    quiet = local_quiet or state.quiet
+    verbose = local_verbose or bool(state.verbose)
 
-    ctx = _run_common.load_context()
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
-    order = ctx.graph.order(targets or None)
+    ctx = load_context()
+    order = ctx.graph.order(_common.stage_names(ctx, stages) or None)
     decisions = plan.decide(ctx, order)
     ordered = [decisions[name] for name in order if name in decisions]
-    stale = [d for d in ordered if _run_common.is_stale(d)]
+    stale = [d for d in ordered if d.stale]
 
     if quiet:
         if stale:
@@ -51,7 +51,7 @@ def status(
         payload = {
             "stages": {
                 d.stage: {
-                    "stale": _run_common.is_stale(d),
+                    "stale": d.stale,
                     "reason": d.reason,
                     "details": list(d.details),
                 }
@@ -65,7 +65,7 @@ def status(
         click.echo("No stages")
         return
     if explain:
-        _run_common.echo_explain(ordered, only_stale=not verbose)
+        _common.echo_explain(ordered, only_stale=not verbose)
         if not stale:
             click.echo("All stages up to date")
         return
@@ -74,7 +74,7 @@ def status(
         for d in stale:
             click.echo(f"  {d.stage}: {d.reason}")
     if verbose:
-        fresh = [d for d in ordered if not _run_common.is_stale(d)]
+        fresh = [d for d in ordered if not d.stale]
         if fresh:
             click.echo("Up to date:")
             for d in fresh:

@@ -7,7 +7,7 @@ import pathlib
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common
 
 
 @click.command("track")
@@ -16,9 +16,10 @@ from pivot.cli import _run_common
 def track(click_ctx: click.Context, paths: tuple[pathlib.Path, ...]) -> None:
     """Cache PATHS and write `<path>.pvt` next to each (commit the .pvt files to git)."""
     from pivot.engine import track as engine_track
+    from pivot.engine.context import load_context
 
-    quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context(check_missing=False)
+    quiet = _common.quiet(click_ctx)
+    ctx = load_context(check_missing=False)
     written = engine_track.track(ctx, list(paths))
     if quiet:
         return

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common
 
 
 @click.command("verify")
@@ -40,11 +40,11 @@ def verify(
     missing cache object, once per output path it belongs to.
     """
     from pivot.engine import verify as engine_verify
+    from pivot.engine.context import load_context
 
-    quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context()
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
+    quiet = _common.quiet(click_ctx)
+    ctx = load_context()
+    targets = _common.stage_names(ctx, stages)
     if sample is not None and not check_cache:
         raise click.UsageError("--sample needs --cache")
     result = engine_verify.verify(ctx, targets or None, cache=check_cache, sample=sample)
