@@ -123,10 +123,14 @@ def execute(
         checkout_missing=checkout_missing,
         allow_uncached_incremental=allow_uncached_incremental,
     )
+    from pivot.results.history import RunRecorder
+
+    recorder = RunRecorder(click_ctx.info_name or "run", click_ctx.params)  # `pivot history`
     started = time.perf_counter()
-    summary: RunSummary = runner.run(ctx, order, opts, [sink])
+    summary: RunSummary = runner.run(ctx, order, opts, [sink, recorder])
     if summary.duration_ms <= 0:
         summary.duration_ms = (time.perf_counter() - started) * 1000.0
+    recorder.save(ctx.project, summary)
     sink.finish(summary)
     if summary.failed or summary.blocked:
         click_ctx.exit(1)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pivot.types import HashInfo
 
 
-def _missing(rev: Rev, path: str, digest: str, what: str = "object") -> RevisionError:
+def missing(rev: Rev, path: str, digest: str, what: str = "object") -> RevisionError:
     return RevisionError(f"{rev.label}:{path}: {what} {digest} is not in the local cache")
 
 
@@ -34,7 +34,7 @@ def ensure_local(project: Project, rev: Rev, rec: RecordedOut) -> None:
 
     cache = Cache(project.cache_dir, None)
     if not cache.contains(info_of(rec)):
-        raise _missing(rev, rec.path, rec.hash, "directory" if rec.is_dir else "object")
+        raise missing(rev, rec.path, rec.hash, "directory" if rec.is_dir else "object")
 
 
 def file_bytes(project: Project, rev: Rev, path: str, digest: str) -> bytes:
@@ -44,6 +44,15 @@ def file_bytes(project: Project, rev: Rev, path: str, digest: str) -> bytes:
     try:
         return read_object(project.cache_dir, digest)
     except CacheMissingError:
-        raise _missing(rev, path, digest) from None
+        raise missing(rev, path, digest) from None
     except CacheCorruptError as e:
         raise RevisionError(f"{rev.label}:{path}: {e}") from None
+
+
+def ensure_manifest(project: Project, rev: Rev, rec: RecordedOut) -> None:
+    """The directory object (manifest) of `rec` is in the local cache (its files need not be:
+    listing a directory's changes reads only manifests)."""
+    from pivot.storage.revision_io import object_path
+
+    if not object_path(project.cache_dir, rec.hash).is_file():
+        raise missing(rev, rec.path, rec.hash, "directory manifest")
