@@ -1,18 +1,29 @@
 //! Differences between two directory manifests (`pivot diff`): which files were added, modified
 //! or deleted. Both manifests are sorted bytewise by path (docs/formats.md, "Directory
-//! manifest"), so one merge pass over the two entry lists is enough: O(n + m), no hashing of
-//! paths, no allocation beyond the result.
+//! manifest"), so one merge pass over the two line streams is enough: O(n + m).
 //!
-//! A side is the empty tree, a directory object in the cache (read, checked against its name and
-//! parsed strictly by `manifest::load_from_cache`) or a directory in the workspace (walked and
-//! hashed through the stat index, as `hash_path` does). The two sides are loaded in parallel.
+//! The pass reads manifest bytes in place instead of building `Manifest` values: per line it
+//! takes the path (borrowed unless it holds an escape) and the rest of the line
+//! (`,"hash":…,"size":…,"exec":…[,"link":…]}`); two entries with the same path differ exactly
+//! when those rests differ, since the writer is canonical. That keeps a 10^6-entry diff far
+//! below a second (benchmarks/bench_results.py), where the strict `Manifest::parse` (canonical
+//! re-encode, path-safety set) costs seconds. Nothing is written from a diff, so the checks
+//! here are the ones the merge needs: the object hashes to its name, the header, the line
+//! shape, and strictly increasing paths; restores keep using the strict parse.
+//!
+//! A side is the empty tree, a directory object in the cache, or a directory in the workspace
+//! (walked and hashed through the stat index, then encoded canonically). The two sides are
+//! loaded in parallel.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::hash;
 use crate::index::{self, Index};
-use crate::manifest::{self, Entry, Manifest};
+use crate::manifest::{self, HEADER};
 
 /// One side of a comparison.
 #[derive(Debug, Clone, Copy)]
@@ -33,46 +44,212 @@ pub struct Diff {
     pub deleted: Vec<Vec<u8>>,
 }
 
-/// An entry changed when its content, exec bit or link target differs (the size follows the
-/// content).
-fn changed(a: &Entry, b: &Entry) -> bool {
-    a.hash != b.hash || a.exec != b.exec || a.link != b.link
+/// One manifest line: the raw path and everything after it.
+struct Line<'a> {
+    path: Cow<'a, [u8]>,
+    rest: &'a [u8],
 }
 
-/// Merge pass over two manifests sorted bytewise by path.
-pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
-    let (a, b) = (&old.entries, &new.entries);
-    let mut out = Diff::default();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].path.cmp(&b[j].path) {
-            Ordering::Less => {
-                out.deleted.push(a[i].path.clone());
+/// The entry lines of one manifest, checked as they are read.
+struct Lines<'a> {
+    data: &'a [u8],
+    pos: usize,
+    line_no: usize,
+    src: &'a Path,
+    prev: Option<Cow<'a, [u8]>>,
+}
+
+const PATH_KEY: &[u8] = b"{\"path\":\"";
+const HASH_KEY: &[u8] = b",\"hash\":\"";
+
+impl<'a> Lines<'a> {
+    fn new(data: &'a [u8], src: &'a Path) -> Result<Lines<'a>> {
+        if !data.starts_with(HEADER) {
+            return Err(Error::manifest(
+                src,
+                "not a pivot manifest (bad header line)",
+            ));
+        }
+        if !data.ends_with(b"\n") {
+            return Err(Error::manifest(src, "truncated (no final newline)"));
+        }
+        Ok(Lines {
+            data,
+            pos: HEADER.len(),
+            line_no: 1,
+            src,
+            prev: None,
+        })
+    }
+
+    fn bad(&self, why: &str) -> Error {
+        Error::manifest(self.src, format!("line {}: {why}", self.line_no))
+    }
+
+    fn next_line(&mut self) -> Result<Option<Line<'a>>> {
+        let data = self.data;
+        if self.pos >= data.len() {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        let end = self.pos
+            + data[self.pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap_or(data.len() - self.pos);
+        let line = &data[self.pos..end];
+        self.pos = end + 1;
+        let body = line
+            .strip_prefix(PATH_KEY)
+            .ok_or_else(|| self.bad("expected {\"path\":"))?;
+        // The path string ends at the first quote that is not escaped.
+        let (mut i, mut escaped) = (0, false);
+        while i < body.len() && body[i] != b'"' {
+            if body[i] == b'\\' {
+                escaped = true;
                 i += 1;
             }
-            Ordering::Greater => {
-                out.added.push(b[j].path.clone());
-                j += 1;
-            }
-            Ordering::Equal => {
-                if changed(&a[i], &b[j]) {
-                    out.modified.push(b[j].path.clone());
-                }
-                i += 1;
-                j += 1;
+            i += 1;
+        }
+        if i >= body.len() {
+            return Err(self.bad("unterminated path string"));
+        }
+        let raw = &body[..i];
+        let rest = &body[i + 1..];
+        if !rest.starts_with(HASH_KEY) || !rest.ends_with(b"}") {
+            return Err(self.bad("expected ,\"hash\": after the path"));
+        }
+        let path = if escaped {
+            Cow::Owned(unescape(raw).map_err(|why| self.bad(why))?)
+        } else {
+            Cow::Borrowed(raw)
+        };
+        if let Some(prev) = &self.prev {
+            if path.as_ref() <= prev.as_ref() {
+                return Err(self.bad("entries not sorted or duplicated"));
             }
         }
+        self.prev = Some(path.clone());
+        Ok(Some(Line { path, rest }))
     }
-    out.deleted.extend(a[i..].iter().map(|e| e.path.clone()));
-    out.added.extend(b[j..].iter().map(|e| e.path.clone()));
-    out
 }
 
-fn load(cache_dir: &Path, side: Side<'_>, idx: Option<&Index>) -> Result<Manifest> {
+fn hex4(s: &[u8]) -> Option<u32> {
+    let t = std::str::from_utf8(s.get(..4)?).ok()?;
+    u32::from_str_radix(t, 16).ok()
+}
+
+/// A manifest JSON string's raw bytes (docs/formats.md: UTF-8 literal, the short escapes,
+/// `\uXXXX`, and `\udcXX` for a byte that is not UTF-8, as Python's surrogateescape).
+fn unescape(s: &[u8]) -> std::result::Result<Vec<u8>, &'static str> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] != b'\\' {
+            out.push(s[i]);
+            i += 1;
+            continue;
+        }
+        let c = *s.get(i + 1).ok_or("bad escape in path")?;
+        i += 2;
+        match c {
+            b'"' | b'\\' | b'/' => out.push(c),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'u' => {
+                let code = hex4(&s[i..]).ok_or("bad \\u escape in path")?;
+                i += 4;
+                if (0xdc80..=0xdcff).contains(&code) {
+                    out.push((code - 0xdc00) as u8);
+                } else {
+                    let ch = char::from_u32(code).ok_or("bad \\u escape in path")?;
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+            _ => return Err("bad escape in path"),
+        }
+    }
+    Ok(out)
+}
+
+/// Merge pass over two manifests' canonical bytes; `*_src` name them in errors.
+pub fn diff_bytes(old: &[u8], new: &[u8], old_src: &Path, new_src: &Path) -> Result<Diff> {
+    let mut a = Lines::new(old, old_src)?;
+    let mut b = Lines::new(new, new_src)?;
+    let mut out = Diff::default();
+    let (mut x, mut y) = (a.next_line()?, b.next_line()?);
+    loop {
+        match (&x, &y) {
+            (Some(l), Some(r)) => match l.path.cmp(&r.path) {
+                Ordering::Less => {
+                    out.deleted.push(l.path.to_vec());
+                    x = a.next_line()?;
+                }
+                Ordering::Greater => {
+                    out.added.push(r.path.to_vec());
+                    y = b.next_line()?;
+                }
+                Ordering::Equal => {
+                    if l.rest != r.rest {
+                        out.modified.push(r.path.to_vec());
+                    }
+                    x = a.next_line()?;
+                    y = b.next_line()?;
+                }
+            },
+            (Some(l), None) => {
+                out.deleted.push(l.path.to_vec());
+                x = a.next_line()?;
+            }
+            (None, Some(r)) => {
+                out.added.push(r.path.to_vec());
+                y = b.next_line()?;
+            }
+            (None, None) => return Ok(out),
+        }
+    }
+}
+
+/// The bytes of directory object `h`, checked against its name.
+fn read_cached(cache_dir: &Path, h: &str) -> Result<(Vec<u8>, PathBuf)> {
+    if !hash::is_hex64(h) {
+        return Err(Error::Invalid {
+            path: cache_dir.into(),
+            msg: format!("{h:?} is not a 64-hex blake3 hash"),
+        });
+    }
+    let p = manifest::object_path(cache_dir, h);
+    let data = match fs::read(&p) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::CacheMissing {
+                path: p,
+                hash: h.into(),
+            })
+        }
+        Err(e) => return Err(Error::io(p, e)),
+    };
+    if hash::hash_bytes(&data) != h {
+        return Err(Error::CacheCorrupt {
+            path: p,
+            hash: h.into(),
+        });
+    }
+    Ok((data, p))
+}
+
+fn load(cache_dir: &Path, side: Side<'_>, idx: Option<&Index>) -> Result<(Vec<u8>, PathBuf)> {
     match side {
-        Side::Empty => Ok(Manifest::default()),
-        Side::Cached(h) => manifest::load_from_cache(cache_dir, h),
-        Side::Dir(p) => manifest::hash_dir(p, idx).map(|(m, _)| m),
+        Side::Empty => Ok((HEADER.to_vec(), PathBuf::from("<empty>"))),
+        Side::Cached(h) => read_cached(cache_dir, h),
+        Side::Dir(p) => {
+            let (m, _) = manifest::hash_dir(p, idx)?;
+            Ok((m.to_bytes(), p.to_path_buf()))
+        }
     }
 }
 
@@ -84,7 +261,7 @@ pub fn diff_sides(
     new: Side<'_>,
     state_dir: Option<&Path>,
 ) -> Result<Diff> {
-    crate::hash::ensure_pool();
+    hash::ensure_pool();
     let idx = state_dir.map(Index::load);
     let (a, b) = rayon::join(
         || load(cache_dir, old, idx.as_ref()),
@@ -93,17 +270,18 @@ pub fn diff_sides(
     if let Some(i) = &idx {
         index::save_quietly(i);
     }
-    Ok(diff(&a?, &b?))
+    let ((a, a_src), (b, b_src)) = (a?, b?);
+    diff_bytes(&a, &b, &a_src, &b_src)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
+    use crate::manifest::{Entry, Manifest};
 
-    fn entry(path: &str, hash_byte: u8, exec: bool) -> Entry {
+    fn entry(path: &[u8], hash_byte: u8, exec: bool) -> Entry {
         Entry {
-            path: path.as_bytes().to_vec(),
+            path: path.to_vec(),
             hash: format!("{hash_byte:02x}").repeat(32),
             size: 1,
             exec,
@@ -111,25 +289,37 @@ mod tests {
         }
     }
 
-    fn strs(v: &[Vec<u8>]) -> Vec<&str> {
-        v.iter().map(|p| std::str::from_utf8(p).unwrap()).collect()
+    fn diff(old: &Manifest, new: &Manifest) -> Diff {
+        diff_bytes(
+            &old.to_bytes(),
+            &new.to_bytes(),
+            Path::new("a"),
+            Path::new("b"),
+        )
+        .unwrap()
+    }
+
+    fn strs(v: &[Vec<u8>]) -> Vec<String> {
+        v.iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
     }
 
     #[test]
     fn merge_pass_finds_added_modified_deleted() {
         let old = Manifest::from_entries(vec![
-            entry("a", 1, false),
-            entry("b/x", 2, false),
-            entry("c", 3, false),
-            entry("d", 4, false),
-            entry("z", 9, false),
+            entry(b"a", 1, false),
+            entry(b"b/x", 2, false),
+            entry(b"c", 3, false),
+            entry(b"d", 4, false),
+            entry(b"z", 9, false),
         ]);
         let new = Manifest::from_entries(vec![
-            entry("a", 1, false),
-            entry("a-b", 5, false),
-            entry("b/x", 6, false),
-            entry("d", 4, true),
-            entry("zz", 7, false),
+            entry(b"a", 1, false),
+            entry(b"a-b", 5, false),
+            entry(b"b/x", 6, false),
+            entry(b"d", 4, true),
+            entry(b"zz", 7, false),
         ]);
         let d = diff(&old, &new);
         assert_eq!(strs(&d.added), vec!["a-b", "zz"]);
@@ -139,7 +329,7 @@ mod tests {
 
     #[test]
     fn empty_sides() {
-        let m = Manifest::from_entries(vec![entry("a", 1, false), entry("b", 2, false)]);
+        let m = Manifest::from_entries(vec![entry(b"a", 1, false), entry(b"b", 2, false)]);
         let e = Manifest::default();
         assert_eq!(strs(&diff(&e, &m).added), vec!["a", "b"]);
         assert_eq!(strs(&diff(&m, &e).deleted), vec!["a", "b"]);
@@ -151,6 +341,41 @@ mod tests {
         let old = Manifest::from_entries(vec![Entry::for_link(b"l".to_vec(), b"x".to_vec())]);
         let new = Manifest::from_entries(vec![Entry::for_link(b"l".to_vec(), b"y".to_vec())]);
         assert_eq!(strs(&diff(&old, &new).modified), vec!["l"]);
+    }
+
+    #[test]
+    fn escaped_paths_compare_by_their_raw_bytes() {
+        // `"` (0x22) < `/` (0x2f) < `\` (0x5c) < 0xff: the order of the raw bytes, not of the
+        // escaped text.
+        let paths: [&[u8]; 5] = [b"a\"q", b"a/b", b"a\\b", b"a\nb\xff", b"a\xff"];
+        let old = Manifest::from_entries(paths.iter().map(|p| entry(p, 1, false)).collect());
+        let mut entries: Vec<Entry> = paths.iter().map(|p| entry(p, 1, false)).collect();
+        entries[3].hash = "02".repeat(32);
+        entries.remove(4);
+        let new = Manifest::from_entries(entries);
+        let d = diff(&old, &new);
+        assert_eq!(d.modified, vec![b"a\nb\xff".to_vec()]);
+        assert_eq!(d.deleted, vec![b"a\xff".to_vec()]);
+        assert!(d.added.is_empty());
+    }
+
+    #[test]
+    fn unsorted_or_malformed_manifests_are_errors_naming_the_line() {
+        let good = Manifest::from_entries(vec![entry(b"a", 1, false), entry(b"b", 2, false)]);
+        let bytes = good.to_bytes();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let swapped = format!("{}\n{}\n{}\n", lines[0], lines[2], lines[1]);
+        let e =
+            diff_bytes(swapped.as_bytes(), &bytes, Path::new("obj"), Path::new("b")).unwrap_err();
+        assert!(
+            e.to_string().contains("obj: line 3: entries not sorted"),
+            "{e}"
+        );
+        let e = diff_bytes(b"{}\n", &bytes, Path::new("obj"), Path::new("b")).unwrap_err();
+        assert!(e.to_string().contains("bad header"), "{e}");
+        let cut = &bytes[..bytes.len() - 1];
+        assert!(diff_bytes(&bytes, cut, Path::new("a"), Path::new("b")).is_err());
     }
 
     #[test]
@@ -183,6 +408,10 @@ mod tests {
 
         let missing = "ab".repeat(32);
         let e = diff_sides(cache.path(), Side::Cached(&missing), Side::Empty, None).unwrap_err();
-        assert!(matches!(e, crate::error::Error::CacheMissing { .. }), "{e}");
+        assert!(matches!(e, Error::CacheMissing { .. }), "{e}");
+
+        fs::write(&obj, b"tampered").unwrap();
+        let e = diff_sides(cache.path(), Side::Cached(&info.hash), Side::Empty, None).unwrap_err();
+        assert!(matches!(e, Error::CacheCorrupt { .. }), "{e}");
     }
 }
