@@ -33,6 +33,8 @@ def page(charts: Sequence[tuple[Chart, str]], revisions: Sequence[str]) -> str:
     for chart, svg in charts:
         p = chart.plot
         meta = f"stage {p.stage}, template {p.template}"
+        if len(chart.revisions) < len(revisions):
+            meta += f"; data only at {', '.join(chart.revisions)}"
         parts.append(
             f'<section class="plot" data-path="{html.escape(p.path)}">'
             f'<h2>{html.escape(p.path)} <span class="meta">({html.escape(meta)})</span></h2>'

@@ -3,7 +3,9 @@ rendering as a terminal table, Markdown, or a JSON document."""
 
 from __future__ import annotations
 
+import io
 import math
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -125,9 +127,14 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[str]], *, markdown: b
         table.add_column(h, overflow="fold", no_wrap=True)
     for r in rows:
         table.add_row(*r)
-    # Data goes to stdout; off a terminal rich would wrap at 80 columns, so give it room.
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 100_000)
+    tty = sys.stdout.isatty()
+    # Off a terminal rich would wrap at 80 columns: give it room, and drop the padding.
+    width = shutil.get_terminal_size().columns if tty else 100_000
+    console = Console(file=io.StringIO(), width=width, force_terminal=tty)
     console.print(table)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in text.splitlines()))
+    sys.stdout.flush()
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
