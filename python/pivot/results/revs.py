@@ -140,7 +140,11 @@ class Revisions:
         from pivot.engine.track import PVT_SUFFIX, find_pvt_files, parse_pvt
 
         if rev.commit is None:
-            pvts = find_pvt_files(self.project.root)
+            # Output directories hold no tracked files; skipping them spares a walk of trees
+            # of 10^6 files.
+            locks = self.locks(rev).values()
+            dirs = [p for lock in locks for p, e in lock["outs"].items() if e["is_dir"]]
+            pvts = find_pvt_files(self.project.root, prune=dirs)
         else:
             pvts = [
                 p
