@@ -40,11 +40,11 @@ def show(
     with rc.open_revisions(loaded.project) as revs:
         revisions = [revs.rev(n) for n in (rev_names or (WORKSPACE,))]
         wanted = [rc.target_path(loaded, t) for t in targets]
-        values: dict[str, m.Values] = {}
+        known: dict[str, str] = {}
         for rev in revisions:
-            known = m.metric_paths(loaded.pipeline, revs, rev)
-            paths = m.select(known, wanted, set(loaded.pipeline.stages))
-            values[rev.label] = m.read_values(revs, rev, list(paths))
+            known.update(m.metric_paths(loaded.pipeline, revs, rev))
+        paths = list(m.select(dict(sorted(known.items())), wanted, set(loaded.pipeline.stages)))
+        values = {rev.label: m.read_values(revs, rev, paths) for rev in revisions}
 
     if as_json:
         _common.echo_json(values)
@@ -85,10 +85,14 @@ def diff(
     loaded = _common.load(check_missing=False)
     with rc.open_revisions(loaded.project) as revs:
         old, new = rc.rev_pair(revs, revisions)
-        paths = {**m.metric_paths(loaded.pipeline, revs, old)}
-        paths.update(m.metric_paths(loaded.pipeline, revs, new))
-        a = m.read_values(revs, old, sorted(paths))
-        b = m.read_values(revs, new, sorted(paths))
+        paths = sorted(
+            {
+                *m.metric_paths(loaded.pipeline, revs, old),
+                *m.metric_paths(loaded.pipeline, revs, new),
+            }
+        )
+        a = m.read_values(revs, old, paths)
+        b = m.read_values(revs, new, paths)
     rows = table.diff_rows(a, b, show_all=show_all)
     if as_json:
         _common.echo_json(
