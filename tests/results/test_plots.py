@@ -124,3 +124,25 @@ def test_plot_object_missing_from_cache(repo: Project, tmp_path: pathlib.Path) -
     assert proc.stderr.strip() == (
         f"Error: v1:plots/curve.csv: object {digest} is not in the local cache"
     )
+
+
+def test_open_hands_the_page_to_the_browser(repo: Project, tmp_path: pathlib.Path) -> None:
+    import os
+
+    from _pivot_helpers import pivot_argv
+
+    opener = tmp_path / "browser.sh"
+    opener.write_text('#!/bin/sh\necho "$1" > "$(dirname "$0")/opened.txt"\n')
+    opener.chmod(0o755)
+    out = tmp_path / "page"
+    proc = subprocess.run(
+        [*pivot_argv(), "plots", "show", "plots/bars.json", "-o", str(out), "--open"],
+        cwd=repo.root,
+        env={**os.environ, "BROWSER": str(opener)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    opened = (tmp_path / "opened.txt").read_text().strip()
+    assert opened == (out / "index.html").as_uri()
