@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 # One interpreter for cargo and maturin, so pyo3 is not rebuilt when they alternate.
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: venv install demo test lint rust-test py-test clean
+.PHONY: venv install demo test lint rust-test py-test browser clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ lint: install
 rust-test: $(PY)
 	cargo test
 
-py-test: install
+# Headless Chromium for the screenshot test of `pivot plots` (tests/results/test_plots.py),
+# from Debian's package when missing (CI and developers run as root here).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+py-test: install browser
 	$(VENV)/bin/pytest -n 2 -q tests
 
 test: install lint rust-test py-test

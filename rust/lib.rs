@@ -11,6 +11,7 @@ mod hash;
 mod index;
 mod lock;
 mod manifest;
+mod manifest_diff;
 mod mmap_guard;
 mod paths;
 mod stat;
@@ -309,9 +310,77 @@ mod cache_api {
     }
 }
 
+// === section: comparing revisions (results helper) ===
+
+#[allow(clippy::needless_pass_by_value)] // owned arguments, as in `core_api`
+mod results_api {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+
+    use pyo3::prelude::*;
+    use pyo3::types::{PyDict, PyList};
+
+    use crate::error::to_pyerr;
+    use crate::manifest_diff::{diff_sides, Side};
+
+    fn side<'a>(hash: Option<&'a str>, dir: Option<&'a Path>) -> Side<'a> {
+        match (dir, hash) {
+            (Some(d), _) => Side::Dir(d),
+            (None, Some(h)) => Side::Cached(h),
+            (None, None) => Side::Empty,
+        }
+    }
+
+    /// Files added / modified / deleted between two directory manifests (`None` = no
+    /// directory; `new_dir` = a workspace directory instead of `new_hash`). The GIL is released
+    /// while both sides are read and merged (10^6 entries: see `benchmarks/bench_results.py`).
+    #[pyfunction]
+    #[pyo3(signature = (cache_dir, old_hash, new_hash, new_dir=None, state_dir=None))]
+    pub fn manifest_diff(
+        py: Python<'_>,
+        cache_dir: PathBuf,
+        old_hash: Option<String>,
+        new_hash: Option<String>,
+        new_dir: Option<PathBuf>,
+        state_dir: Option<PathBuf>,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let d = py
+            .detach(|| {
+                diff_sides(
+                    &cache_dir,
+                    side(old_hash.as_deref(), None),
+                    side(new_hash.as_deref(), new_dir.as_deref()),
+                    state_dir.as_deref(),
+                )
+            })
+            .map_err(to_pyerr)?;
+        let out = PyDict::new(py);
+        for (key, paths) in [
+            ("added", &d.added),
+            ("modified", &d.modified),
+            ("deleted", &d.deleted),
+        ] {
+            let list = PyList::empty(py);
+            for p in paths {
+                // Decoded like os.fsdecode, as read_manifest does.
+                list.append(OsStr::from_bytes(p))?;
+            }
+            out.set_item(key, list)?;
+        }
+        Ok(out)
+    }
+
+    pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_function(wrap_pyfunction!(manifest_diff, m)?)?;
+        Ok(())
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     core_api::register(m)?;
     cache_api::register(m)?;
+    results_api::register(m)?;
     Ok(())
 }

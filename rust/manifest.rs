@@ -30,7 +30,7 @@ mod walk;
 
 pub use codec::write_json_bytes;
 use codec::{encode_entry, parse_line};
-pub use walk::{hash_dir_info, walk};
+pub use walk::{hash_dir_bytes, hash_dir_info, walk};
 
 pub const HEADER: &[u8] = b"{\"pivot_manifest\":1}\n";
 

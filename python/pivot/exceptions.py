@@ -78,6 +78,11 @@ class UnknownStageError(PivotError):
     """A stage named on the command line does not exist."""
 
 
+class RevisionError(PivotError):
+    """A git revision is unknown, or lacks a lock, file or cache object a command needs; the
+    message names the revision and the path or hash."""
+
+
 # --- execution ----------------------------------------------------------------------------
 class ExecutionError(PivotError):
     """A stage could not be run or recorded."""

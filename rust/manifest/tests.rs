@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 
 /// Walk and hash a directory: the manifest `hash_dir_info` summarises.
 fn hash_dir(root: &Path, idx: Option<&Index>) -> Result<(Manifest, DirInfo)> {
-    let (v, info) = walk_hash(root, idx)?;
+    let (v, _, info) = walk_hash(root, idx)?;
     let entries = v
         .into_iter()
         .map(|e| Entry {

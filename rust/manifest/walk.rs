@@ -349,7 +349,11 @@ fn encode_hashed(entries: &[Hashed]) -> Vec<u8> {
     out
 }
 
-pub(super) fn walk_hash(root: &Path, idx: Option<&Index>) -> Result<(Vec<Hashed>, DirInfo)> {
+/// Walk and hash a directory: its entries, canonical manifest bytes and summary.
+pub(super) fn walk_hash(
+    root: &Path,
+    idx: Option<&Index>,
+) -> Result<(Vec<Hashed>, Vec<u8>, DirInfo)> {
     hash::ensure_pool();
     let root_real = fs::canonicalize(root).at(root)?;
     let mut v = hash_walk_dir(&root_real, root, b"", idx)?;
@@ -360,10 +364,15 @@ pub(super) fn walk_hash(root: &Path, idx: Option<&Index>) -> Result<(Vec<Hashed>
         size: v.iter().map(|e| e.size).sum(),
         nfiles: v.len() as u64,
     };
-    Ok((v, info))
+    Ok((v, bytes, info))
 }
 
 /// Walk and hash a directory (files through the stat index when given); only the summary.
 pub fn hash_dir_info(root: &Path, idx: Option<&Index>) -> Result<DirInfo> {
-    walk_hash(root, idx).map(|(_, info)| info)
+    walk_hash(root, idx).map(|(_, _, info)| info)
+}
+
+/// Walk and hash a directory; its canonical manifest bytes (what `pivot diff` compares).
+pub fn hash_dir_bytes(root: &Path, idx: Option<&Index>) -> Result<Vec<u8>> {
+    walk_hash(root, idx).map(|(_, bytes, _)| bytes)
 }

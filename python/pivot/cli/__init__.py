@@ -36,6 +36,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "list": ("pivot.cli.list_cmd", "list_cmd", "List stages with their deps and outs."),
     "dag": ("pivot.cli.dag", "dag", "Show the stage graph as text, DOT or Mermaid."),
     "track": ("pivot.cli.track", "track", "Put data files or directories under pivot."),
+    "metrics": ("pivot.cli.metrics", "metrics", "Show and compare metrics across revisions."),
+    "params": ("pivot.cli.params", "params", "Show and compare stage params across revisions."),
+    "plots": ("pivot.cli.plots", "plots", "Render plots of revisions into one HTML page."),
+    "diff": ("pivot.cli.diff", "diff", "Outputs and files changed between revisions."),
+    "get": ("pivot.cli.get", "get", "Write an output as it was at a git revision."),
+    "history": ("pivot.cli.history", "history", "List recent runs (repro/run)."),
+    "show": ("pivot.cli.history", "show_run", "Show one recorded run, stage by stage."),
 }
 
 LOGGER_NAME = "pivot"

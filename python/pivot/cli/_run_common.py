@@ -148,7 +148,11 @@ def execute(click_ctx: click.Context, ctx: Context, order: list[str], run_args: 
             click.echo("No stages to run", err=True)
         return
 
-    summary = runner.run(ctx, order, run_args.options, [sink])
+    from pivot.results.history import RunRecorder
+
+    recorder = RunRecorder(click_ctx.info_name or "run", click_ctx.params)  # `pivot history`
+    summary = runner.run(ctx, order, run_args.options, [sink, recorder])
+    recorder.save(ctx.project, summary)
     sink.finish(summary)
     if not summary.ok:
         click_ctx.exit(1)

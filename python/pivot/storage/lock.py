@@ -32,3 +32,9 @@ def read_lock(path: Path) -> LockData | None:
 def write_lock(path: Path, data: LockData) -> None:
     """Validate, encode canonically and write `data` durably to `path`."""
     _native.lock_write(str(path), orjson.dumps(data).decode())
+
+
+def decode_lock(data: bytes, label: str) -> LockData:
+    """Validate lock bytes (e.g. read from git) exactly as `read_lock` does; errors name
+    `label` (`<rev>:.pivot/stages/<stage>.lock`) and the field."""
+    return cast(LockData, orjson.loads(_native.lock_decode(data, label)))

@@ -59,27 +59,36 @@ def write_pvt(path: Path, info: HashInfo) -> Path:
 def read_pvt(root: Path, pvt_rel: str) -> Tracked:
     """Parse and validate one `.pvt` file; StorageError naming the file and field."""
     file = root / pvt_rel
+    if file.stat().st_size > _MAX_PVT_BYTES:
+        raise StorageError(f"{pvt_rel}: too large for a .pvt file")
+    return parse_pvt(file.read_bytes(), pvt_rel)
+
+
+def parse_pvt(data: bytes, pvt_rel: str, label: str | None = None) -> Tracked:
+    """Validate the bytes of the `.pvt` file at project-relative `pvt_rel` (read from disk or
+    from git); errors name `label` (default: `pvt_rel`) and the field."""
+    where = label or pvt_rel
+    if len(data) > _MAX_PVT_BYTES:
+        raise StorageError(f"{where}: too large for a .pvt file")
     try:
-        if file.stat().st_size > _MAX_PVT_BYTES:
-            raise StorageError(f"{pvt_rel}: too large for a .pvt file")
-        doc = orjson.loads(file.read_bytes())
+        doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        raise StorageError(f"{pvt_rel}: invalid JSON: {e}") from None
+        raise StorageError(f"{where}: invalid JSON: {e}") from None
     if not isinstance(doc, dict):
-        raise StorageError(f"{pvt_rel}: expected a JSON object")
+        raise StorageError(f"{where}: expected a JSON object")
     name = doc.get("path")
     if not isinstance(name, str) or not name or naming.has_nul_or_newline(name):
-        raise StorageError(f"{pvt_rel}: field 'path' must be a non-empty string")
+        raise StorageError(f"{where}: field 'path' must be a non-empty string")
     pure = PurePosixPath(name)
     if pure.is_absolute() or ".." in pure.parts:
-        raise UnsafePathError(f"{pvt_rel}: field 'path' escapes its directory: {name!r}")
+        raise UnsafePathError(f"{where}: field 'path' escapes its directory: {name!r}")
     h = doc.get("hash")
     if not isinstance(h, str) or len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
-        raise StorageError(f"{pvt_rel}: field 'hash' must be 64 lowercase hex digits")
+        raise StorageError(f"{where}: field 'hash' must be 64 lowercase hex digits")
     for fld, typ in (("size", int), ("nfiles", int), ("is_dir", bool)):
         v = doc.get(fld)
         if not isinstance(v, typ) or (typ is int and (isinstance(v, bool) or v < 0)):
-            raise StorageError(f"{pvt_rel}: field '{fld}' is missing or invalid")
+            raise StorageError(f"{where}: field '{fld}' is missing or invalid")
     parent = PurePosixPath(pvt_rel).parent
     rel = (parent / pure).as_posix()
     info = HashInfo(hash=h, size=doc["size"], nfiles=doc["nfiles"], is_dir=doc["is_dir"])
