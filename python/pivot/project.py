@@ -84,6 +84,12 @@ class Project:
         raise UnsafePathError(f"{path}: outside the project {self.root}")
 
 
+def open_project(cwd: Path | None = None, cache_dir: str | Path | None = None) -> Project:
+    """The project containing `cwd` (default: the current directory), without its pipeline:
+    for commands that read locks, the cache or git only (`history`, `get`, `diff`)."""
+    return Project.load(find_root(Path.cwd() if cwd is None else Path(cwd)), cache_dir)
+
+
 def init(root: Path, force: bool = False) -> Project:
     """Create `.pivot/` with its `.gitignore` and `config.yaml`; an existing one needs `force`."""
     root = Path(root).resolve()

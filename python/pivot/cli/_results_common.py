@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from pivot.cli._common import Loaded
+    from pivot.engine.context import Context
     from pivot.results.revs import Rev, Revisions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,7 +58,7 @@ def open_revisions(project: Any) -> Revisions:
     return Revisions(project)
 
 
-def target_path(loaded: Loaded, target: str) -> str:
+def target_path(loaded: Context, target: str) -> str:
     """A stage name stays as is; anything else is a path relative to the cwd, made
     project-relative."""
     from pivot.results.revs import project_rel

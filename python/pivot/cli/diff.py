@@ -18,10 +18,12 @@ def diff(args: tuple[str, ...], as_json: bool) -> None:
     the rest are TARGETS: outputs, tracked paths, directories or stage names.
     """
     from pivot.cli import _common
+    from pivot.engine.context import load_context
+    from pivot.project import open_project
     from pivot.results import outdiff
     from pivot.results.revs import project_rel
 
-    project = _common.load_project()
+    project = open_project()
     with rc.open_revisions(project) as revs:
         names: list[str] = []
         rest = list(args)
@@ -32,7 +34,7 @@ def diff(args: tuple[str, ...], as_json: bool) -> None:
             raise click.UsageError("the workspace can only be the second revision (B)")
         pipeline = None
         if new.is_workspace:
-            loaded = _common.load(check_missing=False)
+            loaded = load_context(check_missing=False)
             pipeline = loaded.pipeline
             targets = [rc.target_path(loaded, t) for t in rest]
         else:

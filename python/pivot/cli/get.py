@@ -24,10 +24,11 @@ def get(path: str, rev_name: str, out: pathlib.Path | None, force: bool) -> None
     or directory inside a directory output, or any file committed to git."""
     from pivot.cli import _common
     from pivot.cli import _results_common as rc
+    from pivot.project import open_project
     from pivot.results import get as get_mod
     from pivot.results.revs import project_rel
 
-    project = _common.load_project()
+    project = open_project()
     rel = project_rel(project, path)
     if not rel:
         raise click.UsageError("PATH must name a file or directory inside the project")

@@ -44,9 +44,10 @@ def _arg(value: Any) -> str:
 def history(n: int, as_json: bool) -> None:
     """List recent runs of `pivot repro` / `pivot run`, newest first."""
     from pivot.cli import _common
+    from pivot.project import open_project
     from pivot.results import history as h
 
-    project = _common.load_project()
+    project = open_project()
     runs = h.recent(project, n)
     if as_json:
         _common.echo_json({"runs": runs})
@@ -81,9 +82,10 @@ def history(n: int, as_json: bool) -> None:
 def show_run(run: str, as_json: bool) -> None:
     """Show one recorded run stage by stage. RUN: its id, a unique prefix, or `last`."""
     from pivot.cli import _common
+    from pivot.project import open_project
     from pivot.results import history as h
 
-    rec = h.find(_common.load_project(), run)
+    rec = h.find(open_project(), run)
     if as_json:
         _common.echo_json(rec)
         return

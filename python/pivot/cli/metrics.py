@@ -31,12 +31,13 @@ def show(
 ) -> None:
     """Show metric values. TARGETS: metric files, directories or stage names (default: all)."""
     from pivot.cli import _common
+    from pivot.engine.context import load_context
     from pivot.results import metrics as m
     from pivot.results import table
     from pivot.results.revs import WORKSPACE
 
     rc.check_formats(as_json, markdown)
-    loaded = _common.load(check_missing=False)
+    loaded = load_context(check_missing=False)
     with rc.open_revisions(loaded.project) as revs:
         revisions = [revs.rev(n) for n in (rev_names or (WORKSPACE,))]
         wanted = [rc.target_path(loaded, t) for t in targets]
@@ -78,11 +79,12 @@ def diff(
     One revision compares it with the workspace. Only changed values unless --all.
     """
     from pivot.cli import _common
+    from pivot.engine.context import load_context
     from pivot.results import metrics as m
     from pivot.results import table
 
     rc.check_formats(as_json, markdown)
-    loaded = _common.load(check_missing=False)
+    loaded = load_context(check_missing=False)
     with rc.open_revisions(loaded.project) as revs:
         old, new = rc.rev_pair(revs, revisions)
         paths = sorted(

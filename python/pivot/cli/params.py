@@ -34,12 +34,13 @@ def show(
     The workspace shows what the next run would use; a revision shows what its locks recorded.
     """
     from pivot.cli import _common
+    from pivot.engine.context import load_context
     from pivot.results import params as p
     from pivot.results import table
     from pivot.results.revs import WORKSPACE
 
     rc.check_formats(as_json, markdown)
-    loaded = _common.load(check_missing=False)
+    loaded = load_context(check_missing=False)
     targets = list(dict.fromkeys(stages))
     with rc.open_revisions(loaded.project) as revs:
         values = {
@@ -87,11 +88,12 @@ def diff(
     One revision compares it with the workspace. Only changed values unless --all.
     """
     from pivot.cli import _common
+    from pivot.engine.context import load_context
     from pivot.results import params as p
     from pivot.results import table
 
     rc.check_formats(as_json, markdown)
-    loaded = _common.load(check_missing=False)
+    loaded = load_context(check_missing=False)
     targets = list(dict.fromkeys(stages))
     with rc.open_revisions(loaded.project) as revs:
         old, new = rc.rev_pair(revs, revisions)

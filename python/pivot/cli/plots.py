@@ -11,7 +11,7 @@ import click
 from pivot.cli import _results_common as rc
 
 if TYPE_CHECKING:
-    from pivot.cli._common import Loaded
+    from pivot.engine.context import Context
     from pivot.results.revs import Rev, Revisions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,10 +59,10 @@ def show(
 ) -> None:
     """Plot TARGETS (plot files, directories or stage names; default: every plot) as they are
     in the workspace, or at --rev."""
-    from pivot.cli import _common
+    from pivot.engine.context import load_context
     from pivot.results.revs import WORKSPACE
 
-    loaded = _common.load(check_missing=False)
+    loaded = load_context(check_missing=False)
     with rc.open_revisions(loaded.project) as revs:
         revisions = [revs.rev(rev_name or WORKSPACE)]
         _render(loaded, revs, revisions, targets, out_dir, as_json, open_browser)
@@ -89,20 +89,20 @@ def diff(
 
     No revision: HEAD and the workspace; one: it and the workspace; more: exactly those.
     """
-    from pivot.cli import _common
+    from pivot.engine.context import load_context
     from pivot.results.revs import WORKSPACE
 
     names = list(dict.fromkeys(revisions))
     if len(names) < 2:
         names = [names[0] if names else rc.DEFAULT_OLD, WORKSPACE]
-    loaded = _common.load(check_missing=False)
+    loaded = load_context(check_missing=False)
     with rc.open_revisions(loaded.project) as revs:
         chosen = [revs.rev(n) for n in names]
         _render(loaded, revs, chosen, targets, out_dir, as_json, open_browser)
 
 
 def _render(
-    loaded: Loaded,
+    loaded: Context,
     revs: Revisions,
     revisions: list[Rev],
     targets: tuple[str, ...],

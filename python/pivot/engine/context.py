@@ -77,12 +77,12 @@ def load_context(
     `check_missing=False` accepts dependencies that are neither produced nor on disk."""
     from pivot.graph import PipelineGraph
     from pivot.pipeline import load_pipeline
-    from pivot.project import Project, find_root
+    from pivot.project import open_project
     from pivot.storage.cache import Cache
     from pivot.storage.files import clean_stale_temps
 
     where = Path.cwd() if cwd is None else Path(cwd).resolve()
-    project = Project.load(find_root(where), cache_dir)
+    project = open_project(where, cache_dir)
     pipeline = load_pipeline(project.root, where)
     graph = PipelineGraph.build(pipeline.stages, project.root, check_missing=check_missing)
     cache = Cache(project.cache_dir, project.state_dir, project.config.link_modes)

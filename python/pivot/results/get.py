@@ -48,7 +48,7 @@ def get(
 
     _check_dest(dest, force)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    cache = Cache(project.cache_dir, project.state_dir, project.link_modes)
+    cache = Cache(project.cache_dir, project.state_dir, project.config.link_modes)
     rec = _owner(revs, rev, rel)
     if rec is not None and rec.cache:
         if rec.path == rel:

@@ -43,7 +43,7 @@ def workspace_outputs(
     for path, rec in revs.tracked(rev).items():
         wanted[path] = (rec.owner, True)
     present = [p for p in sorted(wanted) if (project.root / p).exists()]
-    cache = Cache(project.cache_dir, project.state_dir, project.link_modes)
+    cache = Cache(project.cache_dir, project.state_dir, project.config.link_modes)
     infos = cache.hash_many([project.root / p for p in present])
     return {
         p: RecordedOut(
