@@ -8,7 +8,6 @@ worst such a temp, which `clean_stale_temps` removes once its process is gone.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import sys
 from pathlib import Path
@@ -59,6 +58,8 @@ def move_aside(path: str, trash_dir: str | None) -> str | None:
 
 def remove_path(path: str) -> None:
     """Delete a file, link or directory tree (read-only cache links included)."""
+    import shutil  # not at module level: it costs every command a few ms of imports (lzma...)
+
     try:
         st = os.lstat(path)
     except FileNotFoundError:
