@@ -36,6 +36,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "list": ("pivot.cli.list_cmd", "list_cmd", "List stages with their deps and outs."),
     "dag": ("pivot.cli.dag", "dag", "Show the stage graph as text, DOT or Mermaid."),
     "track": ("pivot.cli.track", "track", "Put data files or directories under pivot."),
+    "config": ("pivot.cli.config_cmd", "config", "Show or change project settings."),
+    "doctor": ("pivot.cli.doctor", "doctor", "Check the installation, cache and link modes."),
+    "completion": ("pivot.cli.completion", "completion", "Print a shell-completion script."),
 }
 
 LOGGER_NAME = "pivot"

@@ -23,14 +23,21 @@ def global_flag(ctx: click.Context, name: str) -> bool:
     return bool(getattr(_common.get_state(ctx), name, False))
 
 
+def cache_dir_option(func: F) -> F:
+    """`--cache-dir` for every command that touches the cache (beats env PIVOT_CACHE_DIR, which
+    beats the config's `cache.dir`)."""
+    return click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=pathlib.Path),
+        help="Use this cache directory (default: env PIVOT_CACHE_DIR, config cache.dir, "
+        ".pivot/cache).",
+    )(func)
+
+
 def run_options(func: F) -> F:
     """Options common to `repro` and `run` (spec §6)."""
     options = [
-        click.option(
-            "--cache-dir",
-            type=click.Path(file_okay=False, path_type=pathlib.Path),
-            help="Use this cache directory instead of .pivot/cache.",
-        ),
+        cache_dir_option,
         click.option(
             "-j",
             "--jobs",
@@ -75,6 +82,13 @@ def validate_stages_exist(ctx: Context, stages: Sequence[str]) -> None:
     """UnknownStageError naming every unknown stage, with close matches."""
     if stages:
         ctx.graph.check_names(stages)
+
+
+def select_stages(ctx: Context, stages: Iterable[str]) -> list[str]:
+    """Names, matrix groups (`train` -> every `train@…`) and patterns (`train@*`) expanded."""
+    from pivot.selection import expand_stages
+
+    return expand_stages(stages, ctx.graph.names)
 
 
 def load_context(cache_dir: pathlib.Path | None = None, *, check_missing: bool = True) -> Context:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import click
 
 from pivot.cli import _run_common
@@ -42,6 +44,8 @@ def _parse_modes(
     metavar="MODE[,MODE...]",
     help="Link modes to try in order: reflink, hardlink, copy (repeatable or comma list).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@_run_common.cache_dir_option
 @click.pass_context
 def checkout(
     click_ctx: click.Context,
@@ -49,6 +53,8 @@ def checkout(
     force: bool,
     only_missing: bool,
     link_modes: list[str] | None,
+    as_json: bool,
+    cache_dir: pathlib.Path | None,
 ) -> None:
     """Restore TARGETS (stage names or paths; default: everything) from the cache.
 
@@ -57,7 +63,7 @@ def checkout(
     from pivot.engine import checkout as engine_checkout
 
     quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context(check_missing=False)
+    ctx = _run_common.load_context(cache_dir, check_missing=False)
     result = engine_checkout.checkout(
         ctx,
         list(dict.fromkeys(targets)) or None,
@@ -65,7 +71,18 @@ def checkout(
         only_missing=only_missing,
         link_modes=link_modes,
     )
-    if not quiet:
+    if as_json:
+        from pivot.cli._common import echo_json
+
+        echo_json(
+            {
+                "restored": result.restored,
+                "skipped": result.skipped,
+                "refused": result.refused,
+                "missing": result.missing,
+            }
+        )
+    elif not quiet:
         for path in result.restored:
             click.echo(f"restored {path}", err=True)
         click.echo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import sys
 
 import click
@@ -11,8 +12,15 @@ from pivot.cli import _run_common
 
 @click.command("commit")
 @click.argument("stages", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@_run_common.cache_dir_option
 @click.pass_context
-def commit(click_ctx: click.Context, stages: tuple[str, ...]) -> None:
+def commit(
+    click_ctx: click.Context,
+    stages: tuple[str, ...],
+    as_json: bool,
+    cache_dir: pathlib.Path | None,
+) -> None:
     """Record STAGES as they are on disk (no STAGES: every stage whose lock differs).
 
     Named stages are committed unconditionally. A stage with a missing output or dependency
@@ -21,13 +29,18 @@ def commit(click_ctx: click.Context, stages: tuple[str, ...]) -> None:
     from pivot.engine import commit as engine_commit
 
     quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context(check_missing=False)
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
+    ctx = _run_common.load_context(cache_dir, check_missing=False)
+    targets = _run_common.select_stages(ctx, stages)
 
-    result = engine_commit.commit(ctx, targets or None, progress=sys.stderr.isatty() and not quiet)
+    result = engine_commit.commit(
+        ctx, targets or None, progress=sys.stderr.isatty() and not quiet and not as_json
+    )
 
-    if not quiet:
+    if as_json:
+        from pivot.cli._common import echo_json
+
+        echo_json({"committed": list(result.committed), "failed": dict(result.failed)})
+    elif not quiet:
         if result.committed:
             click.echo(f"Committed {len(result.committed)} stage(s):")
             for name in result.committed:

@@ -51,8 +51,7 @@ def repro(
         raise click.UsageError("--allow-missing can only be used with --dry-run")
 
     ctx = _run_common.load_context(cache_dir, check_missing=not allow_missing)
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
+    targets = _run_common.select_stages(ctx, stages)
     order = ctx.graph.order(targets or None)
 
     if dry_run or explain:

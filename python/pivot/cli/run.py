@@ -31,8 +31,7 @@ def run(
     Keeps going after a failure unless --fail-fast. Use 'pivot repro' to include dependencies.
     """
     ctx = _run_common.load_context(cache_dir)
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
+    targets = _run_common.select_stages(ctx, stages)
     order = ctx.graph.exact(targets)
 
     _run_common.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import click
 
@@ -15,6 +16,7 @@ from pivot.cli import _run_common
 @click.option("-q", "--quiet", "local_quiet", is_flag=True, help="No output; exit 1 if stale.")
 @click.option("-e", "--explain", is_flag=True, help="Show which code entry, param or file changed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable status on stdout.")
+@_run_common.cache_dir_option
 @click.pass_context
 def status(
     click_ctx: click.Context,
@@ -23,6 +25,7 @@ def status(
     local_quiet: bool,
     explain: bool,
     as_json: bool,
+    cache_dir: pathlib.Path | None,
 ) -> None:
     """Show stale stages of STAGES and their upstream (no STAGES: the whole pipeline).
 
@@ -34,9 +37,8 @@ def status(
     quiet = local_quiet or _run_common.global_flag(click_ctx, "quiet")
     verbose = local_verbose or _run_common.global_flag(click_ctx, "verbose")
 
-    ctx = _run_common.load_context()
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
+    ctx = _run_common.load_context(cache_dir)
+    targets = _run_common.select_stages(ctx, stages)
     order = ctx.graph.order(targets or None)
     decisions = plan.decide(ctx, order)
     ordered = [decisions[name] for name in order if name in decisions]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import click
 
@@ -25,6 +26,7 @@ from pivot.cli import _run_common
     metavar="PERCENT",
     help="With --cache: re-hash a random PERCENT of the file objects (manifests always).",
 )
+@_run_common.cache_dir_option
 @click.pass_context
 def verify(
     click_ctx: click.Context,
@@ -32,6 +34,7 @@ def verify(
     as_json: bool,
     check_cache: bool,
     sample: float | None,
+    cache_dir: pathlib.Path | None,
 ) -> None:
     """Exit 0 when STAGES (default: all) are up to date and their outputs are cached, else 1.
 
@@ -42,9 +45,8 @@ def verify(
     from pivot.engine import verify as engine_verify
 
     quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context()
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
+    ctx = _run_common.load_context(cache_dir)
+    targets = _run_common.select_stages(ctx, stages)
     if sample is not None and not check_cache:
         raise click.UsageError("--sample needs --cache")
     result = engine_verify.verify(ctx, targets or None, cache=check_cache, sample=sample)

@@ -118,6 +118,7 @@ def track(target: Context | Project, paths: Sequence[Path | str]) -> list[Path]:
         outputs = {}
 
     written: list[Path] = []
+    rels: list[str] = []
     for p in paths:
         rel = project.relpath(p)
         if rel in ("", "."):
@@ -137,4 +138,9 @@ def track(target: Context | Project, paths: Sequence[Path | str]) -> list[Path]:
         pvt = path.parent / (path.name + PVT_SUFFIX)
         _native.write_atomic(str(pvt), encode_pvt(path.name, info), None)
         written.append(pvt)
+        rels.append(rel)
+    from pivot.storage.gitignore import ignore_outputs
+
+    # The data is ignored, its .pvt file is not: git keeps the pointer, pivot the content.
+    ignore_outputs(project, rels)
     return written
