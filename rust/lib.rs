@@ -13,6 +13,7 @@ pub mod lock;
 pub mod manifest;
 pub mod mmap_guard;
 pub mod restore;
+pub mod restore_partial;
 pub mod verify;
 
 // === section: hashing, manifests, index, locks, atomic writes (core helper) ===
@@ -193,7 +194,7 @@ mod cache_api {
 
     use crate::error::to_pyerr;
     use crate::link::{self, LinkMode};
-    use crate::{cache, restore, verify};
+    use crate::{cache, restore, restore_partial, verify};
 
     fn modes(names: &[String]) -> PyResult<Vec<LinkMode>> {
         link::parse_modes(names).map_err(PyValueError::new_err)
@@ -243,6 +244,48 @@ mod cache_api {
             })
             .map_err(to_pyerr)?;
         Ok(m.as_str())
+    }
+
+    /// Restore some entries of cached directory `dir_hash` into the directory `dest`, leaving
+    /// the others untouched: those below `paths`, or with `paths=None` every missing one
+    /// (`restore_partial` module doc). Returns {restored, unchanged, refused, not_found}.
+    #[pyfunction]
+    #[pyo3(signature = (dir_hash, dest, cache_dir, link_modes, state_dir=None, paths=None, force=false))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn cache_restore_entries<'py>(
+        py: Python<'py>,
+        dir_hash: String,
+        dest: PathBuf,
+        cache_dir: PathBuf,
+        link_modes: Vec<String>,
+        state_dir: Option<PathBuf>,
+        paths: Option<Vec<String>>,
+        force: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let modes = modes(&link_modes)?;
+        let sel = match paths {
+            Some(p) => restore_partial::Select::Paths(p),
+            None => restore_partial::Select::Missing,
+        };
+        let r = py
+            .detach(|| {
+                restore_partial::restore_partial(
+                    &dir_hash,
+                    &dest,
+                    &cache_dir,
+                    modes,
+                    state_dir.as_deref(),
+                    &sel,
+                    force,
+                )
+            })
+            .map_err(to_pyerr)?;
+        let d = PyDict::new(py);
+        d.set_item("restored", r.restored)?;
+        d.set_item("unchanged", r.unchanged)?;
+        d.set_item("refused", r.refused)?;
+        d.set_item("not_found", r.not_found)?;
+        Ok(d)
     }
 
     #[pyfunction]
@@ -298,6 +341,7 @@ mod cache_api {
         m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
         m.add_function(wrap_pyfunction!(clean_stale_temps, m)?)?;
         m.add_function(wrap_pyfunction!(cache_restore, m)?)?;
+        m.add_function(wrap_pyfunction!(cache_restore_entries, m)?)?;
         m.add_function(wrap_pyfunction!(cache_contains, m)?)?;
         m.add_function(wrap_pyfunction!(cache_verify, m)?)?;
         Ok(())

@@ -118,7 +118,7 @@ fn restore_in(
 
 /// Lexically absolute and normalised (`.`/`..` resolved without following links), so every
 /// later step works on the very path that was checked.
-fn absolute(p: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
     let abs = std::path::absolute(p).at(p)?;
     let mut out = PathBuf::new();
     for c in abs.components() {
@@ -153,7 +153,7 @@ fn project_root(cache_dir: &Path) -> Option<PathBuf> {
 }
 
 /// Refuse a destination reached through a symlink that leaves the project.
-fn check_dest(dest: &Path, cache_dir: &Path) -> Result<()> {
+pub(crate) fn check_dest(dest: &Path, cache_dir: &Path) -> Result<()> {
     let Some(root) = project_root(cache_dir) else {
         return Ok(());
     };
@@ -271,7 +271,7 @@ fn build_tree(
 
 /// Create `dst` (new) from object `hash` with the operation's mode. Exec files are always
 /// copied (objects are never executable).
-fn materialize(
+pub(crate) fn materialize(
     cache: &Cache,
     linker: &Linker,
     idx: Option<&Index>,

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pivot import _native
-from pivot.types import HashInfo, ManifestEntry, VerifyReport
+from pivot.types import HashInfo, ManifestEntry, PartialRestore, VerifyReport
 
 DEFAULT_LINK_MODES: tuple[str, ...] = ("reflink", "hardlink", "copy")
 
@@ -50,6 +50,30 @@ class Cache:
         modes = self.link_modes if link_modes is None else tuple(link_modes)
         return _native.cache_restore(
             info["hash"], info["is_dir"], str(dest), str(self.cache_dir), modes, self._state()
+        )
+
+    def restore_entries(
+        self,
+        info: HashInfo,
+        dest: Path,
+        paths: Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        link_modes: Sequence[str] | None = None,
+    ) -> PartialRestore:
+        """Restore entries of directory `info` into the existing directory `dest`, each
+        atomically, leaving the others untouched: those at or below `paths` (relative to
+        `dest`), or with `paths=None` every missing one. Modified entries are refused unless
+        `force` or their content is in the cache."""
+        modes = self.link_modes if link_modes is None else tuple(link_modes)
+        return _native.cache_restore_entries(
+            info["hash"],
+            str(dest),
+            str(self.cache_dir),
+            modes,
+            self._state(),
+            None if paths is None else list(paths),
+            force,
         )
 
     def contains(self, info: HashInfo) -> bool:
