@@ -52,15 +52,23 @@ def load_project(cwd: Path | None = None, cache_dir: str | Path | None = None) -
 
 
 def load(
-    cwd: Path | None = None, *, check_missing: bool = True, cache_dir: str | Path | None = None
+    cwd: Path | None = None,
+    *,
+    check_missing: bool = True,
+    cache_dir: str | Path | None = None,
+    all_pipelines: bool = False,
 ) -> Loaded:
-    """find_root -> load_pipeline -> PipelineGraph.build."""
+    """find_root -> load_pipeline (or every pipeline below, `--all`) -> PipelineGraph.build."""
     from pivot.graph import PipelineGraph
     from pivot.pipeline.discovery import load_pipeline
+    from pivot.pipeline.multi import load_all
 
     where = (Path.cwd() if cwd is None else Path(cwd)).resolve()
     project = load_project(where, cache_dir)
-    pipeline = load_pipeline(project.root, where)
+    if all_pipelines:
+        pipeline = load_all(project.root, where)
+    else:
+        pipeline = load_pipeline(project.root, where)
     graph = PipelineGraph.build(pipeline.stages, project.root, check_missing=check_missing)
     return Loaded(project=project, pipeline=pipeline, graph=graph, cwd=where)
 

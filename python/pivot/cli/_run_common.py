@@ -37,6 +37,7 @@ def cache_dir_option(func: F) -> F:
 def run_options(func: F) -> F:
     """Options common to `repro` and `run` (spec §6)."""
     options = [
+        all_option,
         cache_dir_option,
         click.option(
             "-j",
@@ -91,13 +92,29 @@ def select_stages(ctx: Context, stages: Iterable[str]) -> list[str]:
     return expand_stages(stages, ctx.graph.names)
 
 
-def load_context(cache_dir: pathlib.Path | None = None, *, check_missing: bool = True) -> Context:
+def load_context(
+    cache_dir: pathlib.Path | None = None,
+    *,
+    check_missing: bool = True,
+    all_pipelines: bool = False,
+) -> Context:
     from pivot.engine import context as engine_context
 
     return engine_context.load_context(
         cache_dir=cache_dir.resolve() if cache_dir is not None else None,
         check_missing=check_missing,
+        all_pipelines=all_pipelines,
     )
+
+
+def all_option(func: F) -> F:
+    """`--all`: every pipeline file at or below the current directory, as one graph."""
+    return click.option(
+        "--all",
+        "all_pipelines",
+        is_flag=True,
+        help="Every pipeline (pipeline.py / pivot.yaml) in or below the current directory.",
+    )(func)
 
 
 def execute(

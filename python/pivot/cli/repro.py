@@ -34,6 +34,7 @@ def repro(
     explain: bool,
     keep_going: bool,
     allow_missing: bool,
+    all_pipelines: bool,
     cache_dir: pathlib.Path | None,
     jobs: int | None,
     allow_uncached_incremental: bool,
@@ -50,7 +51,9 @@ def repro(
     if allow_missing and not dry_run:
         raise click.UsageError("--allow-missing can only be used with --dry-run")
 
-    ctx = _run_common.load_context(cache_dir, check_missing=not allow_missing)
+    ctx = _run_common.load_context(
+        cache_dir, check_missing=not allow_missing, all_pipelines=all_pipelines
+    )
     targets = _run_common.select_stages(ctx, stages)
     order = ctx.graph.order(targets or None)
 

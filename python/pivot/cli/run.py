@@ -18,6 +18,7 @@ def run(
     click_ctx: click.Context,
     stages: tuple[str, ...],
     fail_fast: bool,
+    all_pipelines: bool,
     cache_dir: pathlib.Path | None,
     jobs: int | None,
     allow_uncached_incremental: bool,
@@ -30,7 +31,7 @@ def run(
 
     Keeps going after a failure unless --fail-fast. Use 'pivot repro' to include dependencies.
     """
-    ctx = _run_common.load_context(cache_dir)
+    ctx = _run_common.load_context(cache_dir, all_pipelines=all_pipelines)
     targets = _run_common.select_stages(ctx, stages)
     order = ctx.graph.exact(targets)
 

@@ -17,6 +17,7 @@ from pivot.cli import _run_common
 @click.option("-e", "--explain", is_flag=True, help="Show which code entry, param or file changed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable status on stdout.")
 @_run_common.cache_dir_option
+@_run_common.all_option
 @click.pass_context
 def status(
     click_ctx: click.Context,
@@ -26,6 +27,7 @@ def status(
     explain: bool,
     as_json: bool,
     cache_dir: pathlib.Path | None,
+    all_pipelines: bool,
 ) -> None:
     """Show stale stages of STAGES and their upstream (no STAGES: the whole pipeline).
 
@@ -37,7 +39,7 @@ def status(
     quiet = local_quiet or _run_common.global_flag(click_ctx, "quiet")
     verbose = local_verbose or _run_common.global_flag(click_ctx, "verbose")
 
-    ctx = _run_common.load_context(cache_dir)
+    ctx = _run_common.load_context(cache_dir, all_pipelines=all_pipelines)
     targets = _run_common.select_stages(ctx, stages)
     order = ctx.graph.order(targets or None)
     decisions = plan.decide(ctx, order)

@@ -27,6 +27,7 @@ from pivot.cli import _run_common
     help="With --cache: re-hash a random PERCENT of the file objects (manifests always).",
 )
 @_run_common.cache_dir_option
+@_run_common.all_option
 @click.pass_context
 def verify(
     click_ctx: click.Context,
@@ -35,6 +36,7 @@ def verify(
     check_cache: bool,
     sample: float | None,
     cache_dir: pathlib.Path | None,
+    all_pipelines: bool,
 ) -> None:
     """Exit 0 when STAGES (default: all) are up to date and their outputs are cached, else 1.
 
@@ -45,7 +47,7 @@ def verify(
     from pivot.engine import verify as engine_verify
 
     quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context(cache_dir)
+    ctx = _run_common.load_context(cache_dir, all_pipelines=all_pipelines)
     targets = _run_common.select_stages(ctx, stages)
     if sample is not None and not check_cache:
         raise click.UsageError("--sample needs --cache")

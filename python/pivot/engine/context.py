@@ -59,7 +59,11 @@ def _scandir(path: Path) -> list[os.DirEntry[str]]:
 
 
 def load_context(
-    cwd: Path | None = None, *, cache_dir: Path | None = None, check_missing: bool = True
+    cwd: Path | None = None,
+    *,
+    cache_dir: Path | None = None,
+    check_missing: bool = True,
+    all_pipelines: bool = False,
 ) -> Context:
     """find_root -> config -> load_pipeline -> graph -> cache -> fingerprint cache."""
     from pivot.fingerprint import FingerprintCache
@@ -70,7 +74,12 @@ def load_context(
 
     where = Path.cwd() if cwd is None else Path(cwd).resolve()
     project = Project.load(find_root(where), cache_dir)
-    pipeline = load_pipeline(project.root, where)
+    if all_pipelines:
+        from pivot.pipeline.multi import load_all
+
+        pipeline = load_all(project.root, where)
+    else:
+        pipeline = load_pipeline(project.root, where)
     graph = PipelineGraph.build(pipeline.stages, project.root, check_missing=check_missing)
     cache = Cache(project.cache_dir, project.state_dir, project.link_modes)
     # A crash between a durable write's temp and its rename leaves a stray temp: remove those
