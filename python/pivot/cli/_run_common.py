@@ -74,17 +74,6 @@ def run_options(func: F) -> F:
     return func
 
 
-def stage_list(stages: Iterable[str]) -> list[str]:
-    """Stage names in the order given, duplicates dropped."""
-    return list(dict.fromkeys(stages))
-
-
-def validate_stages_exist(ctx: Context, stages: Sequence[str]) -> None:
-    """UnknownStageError naming every unknown stage, with close matches."""
-    if stages:
-        ctx.graph.check_names(stages)
-
-
 def select_stages(ctx: Context, stages: Iterable[str]) -> list[str]:
     """Names, matrix groups (`train` -> every `train@…`) and patterns (`train@*`) expanded."""
     from pivot.selection import expand_stages
