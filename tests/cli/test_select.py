@@ -97,6 +97,18 @@ def test_repro_group_runs_every_variant(proj: Project) -> None:
         assert proj.exists(f"models/{v}.txt")
 
 
+def test_checkout_accepts_groups(proj: Project) -> None:
+    run_ok(proj.cli("repro", "train"))
+    (proj.root / "models" / "small-sgd.txt").unlink()
+    (proj.root / "models" / "large-adam.txt").unlink()
+    result = run_ok(proj.cli("checkout", "train"))
+    assert "restored models/small-sgd.txt" in result.stderr
+    assert proj.exists("models/large-adam.txt")
+    (proj.root / "models" / "small-adam.txt").unlink()
+    run_ok(proj.cli("checkout", "*@small_*"))
+    assert proj.exists("models/small-adam.txt")
+
+
 def test_run_pattern_runs_only_matches(proj: Project) -> None:
     run_ok(proj.cli("repro", "prepare"))
     proj.clear_runs()

@@ -75,6 +75,10 @@ def _resolve(ctx: Context, targets: Sequence[str] | None) -> list[_Item]:
         if target in stages:
             items += _stage_items(ctx, target)
             continue
+        group = _stage_group(target, list(stages))
+        if group:
+            items += [i for name in group for i in _stage_items(ctx, name)]
+            continue
         rel = ctx.project.relpath(ctx.cwd / target).rstrip("/")  # relative to where we run
         if rel.endswith(track.PVT_SUFFIX):
             rel = rel[: -len(track.PVT_SUFFIX)]
@@ -108,6 +112,17 @@ def _resolve(ctx: Context, targets: Sequence[str] | None) -> list[_Item]:
     # A whole directory output asked for as well as a path inside it: the whole one covers it.
     whole = {path for path, sub in unique if sub is None}
     return [i for (path, sub), i in unique.items() if sub is None or path not in whole]
+
+
+def _stage_group(target: str, known: list[str]) -> list[str]:
+    """Matrix variants of `target` or stages matching it as a pattern (docs/cli.md, "Selecting
+    stages"); [] when it selects no stage, so that it is taken as a path."""
+    from pivot.selection import expand_stages
+
+    try:
+        return expand_stages([target], known)
+    except UnknownStageError:
+        return []
 
 
 def _narrow(item: _Item, rel: str) -> _Item:
