@@ -25,6 +25,7 @@ lint: install
 	$(PY) -m mypy.stubtest pivot._native
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	$(PY) .ci/check_layers.py
 
 rust-test: $(PY)
 	cargo test

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pivot.exceptions import ConfigError
+from pivot.storage.links import DEFAULT_LINK_MODES, LinkMode, parse_link_modes
 
-LINK_MODES: tuple[str, ...] = ("reflink", "hardlink", "copy")
 CONFIG_FILE = "config.yaml"
 LOCAL_CONFIG_FILE = "config.local"
 
@@ -37,9 +38,15 @@ class Config:
     """Validated configuration values; `None` means "use the default"."""
 
     cache_dir: str | None = None
-    link_modes: tuple[str, ...] = LINK_MODES
+    link_modes: tuple[LinkMode, ...] = DEFAULT_LINK_MODES
     jobs: int | None = None
     gitignore: bool = True
+
+
+def resolve_jobs(requested: int | None, config: Config) -> int:
+    """How many stages run (or are committed, or restored) at once: `-j` when given, else the
+    config's `core.jobs`, else the CPU count."""
+    return requested or config.jobs or os.cpu_count() or 1
 
 
 def _only_comments(path: Path) -> bool:
@@ -100,21 +107,17 @@ def _cache_dir(path: Path, value: Any) -> str | None:
     return value
 
 
-def _link_modes(path: Path, value: Any) -> tuple[str, ...]:
+def _link_modes(path: Path, value: Any) -> tuple[LinkMode, ...]:
     if value is None:
-        return LINK_MODES
+        return DEFAULT_LINK_MODES
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list):
         raise ConfigError(f"{path}: 'cache.link_modes' must be a non-empty list")
-    for mode in value:
-        if mode not in LINK_MODES:
-            raise ConfigError(
-                f"{path}: 'cache.link_modes' has {mode!r}; expected one of {', '.join(LINK_MODES)}"
-            )
-    if len(set(value)) != len(value):
-        raise ConfigError(f"{path}: 'cache.link_modes' lists a mode twice")
-    return tuple(value)
+    try:
+        return parse_link_modes(value)
+    except ValueError as e:
+        raise ConfigError(f"{path}: 'cache.link_modes': {e}") from None
 
 
 def _jobs(path: Path, value: Any) -> int | None:

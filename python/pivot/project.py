@@ -1,4 +1,4 @@
-"""Project root discovery and the `.pivot/` layout (spec §4)."""
+"""Project root discovery and the `.pivot/` layout (docs/architecture.md, "On-disk layout")."""
 
 from __future__ import annotations
 
@@ -55,10 +55,6 @@ class Project:
             resolved = path if path.is_absolute() else root / path
         return cls(root=root, config=cfg, cache_dir=Path(os.path.normpath(resolved)))
 
-    @classmethod
-    def discover(cls, start: Path | None = None, cache_dir: str | Path | None = None) -> Project:
-        return cls.load(find_root(Path.cwd() if start is None else start), cache_dir)
-
     @property
     def pivot_dir(self) -> Path:
         return self.root / PIVOT_DIR
@@ -83,10 +79,6 @@ class Project:
     def runs_dir(self) -> Path:
         return self.cache_dir / "runs"
 
-    @property
-    def link_modes(self) -> tuple[str, ...]:
-        return self.config.link_modes
-
     def relpath(self, path: str | os.PathLike[str]) -> str:
         """Project-relative POSIX path of `path` (relative paths are taken from the cwd)."""
         absolute = Path(os.path.abspath(path))
@@ -105,11 +97,13 @@ def init(root: Path, force: bool = False) -> Project:
     pivot_dir = root / PIVOT_DIR
     if pivot_dir.exists() and not force:
         raise PivotError(f"{pivot_dir} already exists (use --force to re-initialize)")
+    from pivot.storage.files import write_atomic
+
     pivot_dir.mkdir(parents=True, exist_ok=True)
     (pivot_dir / "stages").mkdir(exist_ok=True)
-    (pivot_dir / ".gitignore").write_text(GITIGNORE_TEXT, encoding="utf-8")
+    write_atomic(pivot_dir / ".gitignore", GITIGNORE_TEXT.encode())
     cfg = pivot_dir / config_mod.CONFIG_FILE
     if not cfg.exists():
         # --force keeps a user's config; it only repairs what is missing.
-        cfg.write_text(config_mod.DEFAULT_CONFIG_TEXT, encoding="utf-8")
+        write_atomic(cfg, config_mod.DEFAULT_CONFIG_TEXT.encode())
     return Project.load(root)

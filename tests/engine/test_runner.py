@@ -248,3 +248,19 @@ def test_trash_left_by_a_dead_worker_is_removed_by_the_next_command(proj: Proj) 
     (stray / "sub" / "f").chmod(0o444)
     proj.ctx()  # any command loading the project
     assert not stray.exists()
+
+
+def test_state_temps_left_by_a_dead_process_are_removed_by_the_next_command(
+    proj: Proj,
+) -> None:
+    # The fingerprint cache and params state are written with write_atomic: a crash leaves a
+    # `.pvtmp-<pid>-…` beside them, which the next command removes.
+    proj.pipeline(OLD_OUTPUT_DIR)
+    proj.repro()
+    state = proj.root / ".pivot" / "state"
+    assert (state / "fingerprints.json").is_file()
+    assert not [p.name for p in state.iterdir() if p.name.startswith(".pvtmp-")]
+    stray = state / ".pvtmp-2147483646-0-abc"  # no such pid
+    stray.write_text("half a fingerprint cache")
+    proj.ctx()
+    assert not stray.exists()

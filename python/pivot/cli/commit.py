@@ -2,44 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import sys
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common, _run_common
 
 
 @click.command("commit")
 @click.argument("stages", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-@_run_common.cache_dir_option
+@_common.cache_dir_option
+@_run_common.jobs_option
 @click.pass_context
 def commit(
     click_ctx: click.Context,
     stages: tuple[str, ...],
     as_json: bool,
     cache_dir: pathlib.Path | None,
+    jobs: int | None,
 ) -> None:
     """Record STAGES as they are on disk (no STAGES: every stage whose lock differs).
 
     Named stages are committed unconditionally. A stage with a missing output or dependency
     fails on its own; the others are still committed (exit 1).
     """
+    from pivot.cli.output import CommitProgress
     from pivot.engine import commit as engine_commit
+    from pivot.engine.context import load_context
 
-    quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context(cache_dir, check_missing=False)
-    targets = _run_common.select_stages(ctx, stages)
+    quiet = _common.quiet(click_ctx)
+    ctx = load_context(cache_dir=cache_dir, check_missing=False)
+    targets = _common.stage_names(ctx, stages)
 
-    result = engine_commit.commit(
-        ctx, targets or None, progress=sys.stderr.isatty() and not quiet and not as_json
-    )
+    # Progress only on a terminal: it is redrawn in place, which a log file would not want.
+    show_progress = sys.stderr.isatty() and not quiet and not as_json
+    with CommitProgress() if show_progress else contextlib.nullcontext() as meter:
+        result = engine_commit.commit(ctx, targets or None, progress=meter, jobs=jobs)
 
     if as_json:
-        from pivot.cli._common import echo_json
-
-        echo_json({"committed": list(result.committed), "failed": dict(result.failed)})
+        _common.echo_json({"committed": list(result.committed), "failed": dict(result.failed)})
     elif not quiet:
         if result.committed:
             click.echo(f"Committed {len(result.committed)} stage(s):")

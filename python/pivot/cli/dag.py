@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pivot.cli import _common, _run_common
+from pivot.cli import _common
 
 if TYPE_CHECKING:
     from pivot.graph import PipelineGraph
@@ -16,12 +16,14 @@ if TYPE_CHECKING:
 @click.option("--dot", is_flag=True, help="Graphviz DOT syntax.")
 @click.option("--mermaid", is_flag=True, help="Mermaid flowchart syntax.")
 @click.option("--json", "as_json", is_flag=True, help="Nodes and edges as JSON.")
-@_run_common.all_option
+@_common.all_option
 def dag(dot: bool, mermaid: bool, as_json: bool, all_pipelines: bool) -> None:
     """Show stages in topological order with the stages they depend on."""
+    from pivot.engine.context import load_context
+
     if dot + mermaid + as_json > 1:
         raise click.UsageError("--dot, --mermaid and --json cannot be used together")
-    graph = _common.load(check_missing=False, all_pipelines=all_pipelines).graph
+    graph = load_context(check_missing=False, all_pipelines=all_pipelines).graph
     if as_json:
         _common.echo_json(to_json(graph), indent=True)
         return

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pivot.cli import _common, _run_common
+from pivot.cli import _common
 
 
 def _gib(n: int) -> str:
@@ -20,6 +20,7 @@ def collect(cache_dir: pathlib.Path | None) -> dict[str, Any]:
     """Everything `doctor` reports, as one JSON-able mapping."""
     from pivot import __version__
     from pivot.exceptions import PivotError
+    from pivot.project import Project, find_root
 
     report: dict[str, Any] = {
         "pivot": __version__,
@@ -36,7 +37,8 @@ def collect(cache_dir: pathlib.Path | None) -> dict[str, Any]:
         "problems": [],
     }
     try:
-        project = _common.load_project(cache_dir=cache_dir)
+        # Only the project and its config: doctor must work when the pipeline does not load.
+        project = Project.load(find_root(pathlib.Path.cwd()), cache_dir)
     except PivotError as exc:
         report["problems"].append(str(exc))
         return report
@@ -44,7 +46,7 @@ def collect(cache_dir: pathlib.Path | None) -> dict[str, Any]:
 
     report["project_root"] = str(project.root)
     report["cache_dir"] = str(project.cache_dir)
-    report["configured_link_modes"] = list(project.link_modes)
+    report["configured_link_modes"] = [m.value for m in project.config.link_modes]
     try:
         probes = probe.probe_link_modes(project.cache_dir, project.tmp_dir)
     except OSError as exc:
@@ -52,7 +54,8 @@ def collect(cache_dir: pathlib.Path | None) -> dict[str, Any]:
         return report
     report["link_modes"] = {p.mode: {"works": p.works, "reason": p.reason} for p in probes}
     working = {p.mode for p in probes if p.works}
-    report["effective_link_mode"] = next((m for m in project.link_modes if m in working), None)
+    modes = project.config.link_modes
+    report["effective_link_mode"] = next((m.value for m in modes if m in working), None)
     if report["effective_link_mode"] is None:
         report["problems"].append("none of the configured link modes works here")
     report["same_filesystem"] = probe.same_filesystem(project.cache_dir, project.root)
@@ -65,7 +68,7 @@ def collect(cache_dir: pathlib.Path | None) -> dict[str, Any]:
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON on stdout.")
-@_run_common.cache_dir_option
+@_common.cache_dir_option
 @click.pass_context
 def doctor(click_ctx: click.Context, as_json: bool, cache_dir: pathlib.Path | None) -> None:
     """Report versions, the project and cache, and which link modes work between them.
@@ -73,7 +76,7 @@ def doctor(click_ctx: click.Context, as_json: bool, cache_dir: pathlib.Path | No
     Exits 1 when something prevents pivot from working (no project, cache not writable, no
     configured link mode possible).
     """
-    report = collect(cache_dir.resolve() if cache_dir is not None else None)
+    report = collect(cache_dir)
     if as_json:
         _common.echo_json(report, indent=True)
     else:

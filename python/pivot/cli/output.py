@@ -1,7 +1,9 @@
-"""Sinks for run events: plain console lines on stderr and JSONL on stdout.
+"""Everything the CLI displays about engine work: plain console lines on stderr and JSONL on
+stdout for runs, a live progress line for `commit`.
 
-Both implement the engine's `Sink` protocol (`stage_start`, `stage_complete`); `begin()` and
-`finish()` are called by the CLI around `engine.run`.
+`ConsoleSink` and `JsonlSink` implement the engine's `Sink` protocol (`stage_start`,
+`stage_complete`); `begin()` and `finish()` are called by the CLI around `engine.run`.
+`CommitProgress` implements `ProgressSink` with rich.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import datetime
 import json
 import sys
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from pivot.engine.events import RunSummary, StageResult
+    from rich.progress import Progress as RichProgress
+
+    from pivot.engine.events import Progress, RunSummary, StageResult
 
 JSONL_SCHEMA_VERSION = 1
 
@@ -39,10 +44,6 @@ def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
 
 
-def _status(result: StageResult) -> str:
-    return str(getattr(result.status, "value", result.status))
-
-
 class ConsoleSink:
     """One line per finished stage on stderr; failures always, the rest unless quiet."""
 
@@ -66,7 +67,7 @@ class ConsoleSink:
         """Plain mode prints stages when they finish, so parallel stages do not interleave."""
 
     def stage_complete(self, result: StageResult, index: int, total: int) -> None:
-        status = _status(result)
+        status = result.status
         if status == "failed":
             line = f"✗ {result.stage} FAILED"
             if result.reason and not result.output:
@@ -100,7 +101,7 @@ class ConsoleSink:
 
 
 class JsonlSink:
-    """The `--json` event stream of spec §6, one object per line on stdout.
+    """The `--json` event stream (docs/cli.md, "--json events"), one object per line on stdout.
 
     Blocked stages never start: they get no `stage_start`, and their `stage_complete` has
     status `failed` with the engine's reason (e.g. `blocked by train`); `execution_result.failed`
@@ -128,7 +129,7 @@ class JsonlSink:
         self.emit({"type": "stage_start", "stage": stage, "index": index, "total": total})
 
     def stage_complete(self, result: StageResult, index: int, total: int) -> None:
-        status = _status(result)
+        status = result.status
         reason = result.reason
         if status == "blocked":
             status = "failed"
@@ -170,3 +171,60 @@ class JsonlSink:
                 "timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
             }
         )
+
+
+def human_bytes(n: float) -> str:
+    """`512 B`, `1.5 KB`, `3.2 GB` (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+class CommitProgress:
+    """`pivot commit` progress on stderr (a transient rich line): stages, files, bytes.
+
+    A context manager: the line is shown while the block runs and erased after it.
+    """
+
+    def __init__(self) -> None:
+        self._progress: RichProgress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> CommitProgress:
+        from rich.console import Console
+        from rich.progress import Progress as RichProgress
+        from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = RichProgress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("Committing", total=None)
+        self._progress.start()
+        return self
+
+    def progress(self, progress: Progress) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=self.describe(progress))
+
+    @staticmethod
+    def describe(progress: Progress) -> str:
+        return (
+            f"Committing: {progress.stages}/{progress.total} stage(s), "
+            f"{progress.files} file(s), {human_bytes(progress.bytes)} inserted"
+        )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

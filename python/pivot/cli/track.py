@@ -7,13 +7,13 @@ import pathlib
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common
 
 
 @click.command("track")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=pathlib.Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the .pvt files and hashes as JSON.")
-@_run_common.cache_dir_option
+@_common.cache_dir_option
 @click.pass_context
 def track(
     click_ctx: click.Context,
@@ -23,18 +23,18 @@ def track(
 ) -> None:
     """Cache PATHS and write `<path>.pvt` next to each (commit the .pvt files to git)."""
     from pivot.engine import track as engine_track
+    from pivot.engine.context import load_context
+    from pivot.storage import pvt as pvt_codec
 
-    quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context(cache_dir, check_missing=False)
+    quiet = _common.quiet(click_ctx)
+    ctx = load_context(cache_dir=cache_dir, check_missing=False)
     written = engine_track.track(ctx, list(paths))
     if as_json:
-        from pivot.cli._common import echo_json
-
         entries = []
         for pvt in written:
-            t = engine_track.read_pvt(ctx.root, ctx.project.relpath(pvt))
+            t = pvt_codec.read_pvt(ctx.root, ctx.project.relpath(pvt))
             entries.append({"path": t.path, "pvt": t.pvt, **t.info})
-        echo_json({"tracked": entries})
+        _common.echo_json({"tracked": entries})
         return
     if quiet:
         return

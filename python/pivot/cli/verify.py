@@ -7,7 +7,7 @@ import pathlib
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common
 
 
 @click.command("verify")
@@ -26,8 +26,8 @@ from pivot.cli import _run_common
     metavar="PERCENT",
     help="With --cache: re-hash a random PERCENT of the file objects (manifests always).",
 )
-@_run_common.cache_dir_option
-@_run_common.all_option
+@_common.cache_dir_option
+@_common.all_option
 @click.pass_context
 def verify(
     click_ctx: click.Context,
@@ -45,10 +45,11 @@ def verify(
     missing cache object, once per output path it belongs to.
     """
     from pivot.engine import verify as engine_verify
+    from pivot.engine.context import load_context
 
-    quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context(cache_dir, all_pipelines=all_pipelines)
-    targets = _run_common.select_stages(ctx, stages)
+    quiet = _common.quiet(click_ctx)
+    ctx = load_context(cache_dir=cache_dir, all_pipelines=all_pipelines)
+    targets = _common.stage_names(ctx, stages)
     if sample is not None and not check_cache:
         raise click.UsageError("--sample needs --cache")
     result = engine_verify.verify(ctx, targets or None, cache=check_cache, sample=sample)

@@ -2,7 +2,7 @@
 
 Safety rule: an existing file or directory is replaced only when its current content is
 recorded (same hash as the lock) or recoverable (its object is in the cache); anything else is
-user data and is refused unless `force` (ModifiedOutputError message naming the path).
+user data and is refused unless `force` (a message naming the path).
 """
 
 from __future__ import annotations
@@ -14,13 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pivot.engine import partial, plan, track
+from pivot.config import resolve_jobs
+from pivot.engine import partial, plan
 from pivot.engine.execlock import StageLock
-from pivot.exceptions import ModifiedOutputError, PivotError, UnknownStageError
+from pivot.engine.track import tracked_files
+from pivot.exceptions import PivotError, UnknownStageError
+from pivot.storage import pvt
 from pivot.types import HashInfo
 
 if TYPE_CHECKING:
     from pivot.engine.context import Context
+    from pivot.storage.links import LinkMode
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +35,7 @@ class CheckoutResult:
     skipped: list[str] = field(
         default_factory=list
     )  # already up to date (or present, --only-missing)
-    refused: dict[str, str] = field(default_factory=dict)  # path -> ModifiedOutputError message
+    refused: dict[str, str] = field(default_factory=dict)  # path -> why it was not overwritten
     missing: dict[str, str] = field(default_factory=dict)  # path -> missing/corrupt object cause
 
     @property
@@ -58,19 +62,14 @@ def _stage_items(ctx: Context, name: str, keys: set[str] | None = None) -> list[
     ]
 
 
-def _tracked(ctx: Context) -> list[track.Tracked]:
-    prune = [o.path for s in ctx.pipeline.stages.values() for o in s.outs if o.path.endswith("/")]
-    return [track.read_pvt(ctx.root, p) for p in track.find_pvt_files(ctx.root, prune)]
-
-
 def _resolve(ctx: Context, targets: Sequence[str] | None) -> list[_Item]:
     stages = ctx.pipeline.stages
     if not targets:
         everything = [i for name in ctx.graph.order(None) for i in _stage_items(ctx, name)]
-        return everything + [_Item(t.path, t.info, None) for t in _tracked(ctx)]
+        return everything + [_Item(t.path, t.info, None) for t in tracked_files(ctx)]
     out_owner = {plan.out_key(o.path): s.name for s in stages.values() for o in s.outs}
     items: list[_Item] = []
-    tracked: list[track.Tracked] | None = None
+    tracked: list[pvt.Tracked] | None = None
     for target in targets:
         if target in stages:
             items += _stage_items(ctx, target)
@@ -80,8 +79,8 @@ def _resolve(ctx: Context, targets: Sequence[str] | None) -> list[_Item]:
             items += [i for name in group for i in _stage_items(ctx, name)]
             continue
         rel = ctx.project.relpath(ctx.cwd / target).rstrip("/")  # relative to where we run
-        if rel.endswith(track.PVT_SUFFIX):
-            rel = rel[: -len(track.PVT_SUFFIX)]
+        if rel.endswith(pvt.PVT_SUFFIX):
+            rel = rel[: -len(pvt.PVT_SUFFIX)]
         owners = {
             owner
             for key, owner in out_owner.items()
@@ -97,7 +96,7 @@ def _resolve(ctx: Context, targets: Sequence[str] | None) -> list[_Item]:
             items += [_narrow(i, rel) for i in _stage_items(ctx, owner, keys)]
             found = True
         if tracked is None:
-            tracked = _tracked(ctx)
+            tracked = tracked_files(ctx)
         for t in tracked:
             if t.path == rel or t.path.startswith(rel + "/") or rel.startswith(t.path + "/"):
                 items.append(_narrow(_Item(t.path, t.info, None), rel))
@@ -138,12 +137,14 @@ def checkout(
     *,
     force: bool = False,
     only_missing: bool = False,
-    link_modes: Sequence[str] | None = None,
+    link_modes: Sequence[LinkMode] | None = None,
+    jobs: int | None = None,
 ) -> CheckoutResult:
-    """Restore outputs and tracked files; see the module docstring for the safety rule."""
+    """Restore outputs and tracked files; see the module docstring for the safety rule.
+    Stages are restored `jobs` at a time (default: `resolve_jobs`)."""
     items = _resolve(ctx, targets)
     return _checkout_items(
-        ctx, items, force=force, only_missing=only_missing, link_modes=link_modes
+        ctx, items, force=force, only_missing=only_missing, link_modes=link_modes, jobs=jobs
     )
 
 
@@ -153,7 +154,8 @@ def _checkout_items(
     *,
     force: bool,
     only_missing: bool,
-    link_modes: Sequence[str] | None,
+    link_modes: Sequence[LinkMode] | None,
+    jobs: int | None,
 ) -> CheckoutResult:
     result = CheckoutResult()
     by_stage: dict[str | None, list[_Item]] = {}
@@ -194,11 +196,7 @@ def _checkout_items(
                         return early
             recoverable = current is not None and ctx.cache.contains(current)
             if not force and not recoverable:
-                msg = str(
-                    ModifiedOutputError(
-                        f"{item.path}: modified and not in the cache; use --force to overwrite"
-                    )
-                )
+                msg = f"{item.path}: modified and not in the cache; use --force to overwrite"
                 return [*early, (item.path, "refused", msg)]
         # No presence pre-check: the restore reads and validates everything before touching
         # the destination and names the missing or corrupt object (a directory's file too).
@@ -215,7 +213,7 @@ def _checkout_items(
         with StageLock(ctx.locks_dir, stage):  # never restore under a running stage
             return [o for i in group_items for o in one(i)]
 
-    workers = max(1, min(len(by_stage), os.cpu_count() or 1, 8))
+    workers = max(1, min(len(by_stage), resolve_jobs(jobs, ctx.config)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pivot-checkout") as pool:
         futures = [pool.submit(group, s, g) for s, g in by_stage.items()]
         outcomes = [o for f in futures for o in f.result()]
@@ -231,10 +229,10 @@ def _checkout_items(
     return result
 
 
-def restore_missing_tracked(ctx: Context) -> CheckoutResult:
+def restore_missing_tracked(ctx: Context, jobs: int | None = None) -> CheckoutResult:
     """`--checkout-missing`: restore absent tracked files before a run (problems are warnings)."""
-    items = [_Item(t.path, t.info, None) for t in _tracked(ctx)]
-    result = _checkout_items(ctx, items, force=False, only_missing=True, link_modes=None)
+    items = [_Item(t.path, t.info, None) for t in tracked_files(ctx)]
+    result = _checkout_items(ctx, items, force=False, only_missing=True, link_modes=None, jobs=jobs)
     for msg in result.missing.values():
         logger.warning("%s", msg)
     return result

@@ -1,7 +1,7 @@
 """Restoring part of a directory output (`pivot checkout dir/file`, `checkout --only-missing`).
 
 The entries are restored one by one from the output's manifest (`Cache.restore_entries`, in
-Rust: `rust/restore_partial.rs`); the other files of the directory keep their inode and mtime.
+Rust: `rust/cache/restore/partial.rs`); the other files of the directory keep their inode and mtime.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pivot.exceptions import ModifiedOutputError, PivotError
+from pivot.exceptions import PivotError
 from pivot.types import HashInfo
 
 if TYPE_CHECKING:
     from pivot.engine.context import Context
+    from pivot.storage.links import LinkMode
 
 
 def restore_entries(
@@ -22,7 +23,7 @@ def restore_entries(
     info: HashInfo,
     sub: str | None,
     force: bool,
-    link_modes: Sequence[str] | None,
+    link_modes: Sequence[LinkMode] | None,
 ) -> list[tuple[str, str, str]]:
     """[(project path, outcome, message)] for the entries of directory output `rel` at or below
     `sub` (None: every missing entry); outcome restored/skipped/refused/missing."""
@@ -40,7 +41,7 @@ def restore_entries(
     out = [(f"{rel}/{e}", "restored", "") for e in r["restored"]]
     for entry, why in r["refused"]:
         path = f"{rel}/{entry}"
-        out.append((path, "refused", str(ModifiedOutputError(f"{path}: {why}"))))
+        out.append((path, "refused", f"{path}: {why}"))
     for missing in r["not_found"]:
         path = f"{rel}/{missing}"
         out.append((path, "missing", f"{path}: not in the recorded version of {rel}"))

@@ -1,6 +1,6 @@
 """Recording a stage's results in the main process: cache objects, then lock, then run cache.
 
-The order matters (spec §7): a lock must never name an object the cache does not hold, and a
+The order matters (docs/reliability.md): a lock must never name an object the cache does not hold, and a
 run-cache entry is only an optimisation over a lock that already exists.
 """
 
@@ -10,9 +10,9 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pivot.engine import runcache
 from pivot.engine.plan import StageState, entry_info, out_entry, out_key
 from pivot.exceptions import OutputMissingError
+from pivot.storage import runcache
 from pivot.types import LockData, OutEntry
 
 if TYPE_CHECKING:

@@ -23,6 +23,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from pivot.config import resolve_jobs
 from pivot.engine import plan, record
 from pivot.engine.events import RunSummary, Sink, StageResult, Status
 from pivot.engine.execlock import StageLock
@@ -51,7 +52,7 @@ class RunOptions:
     force: bool = False
     keep_going: bool = False
     no_commit: bool = False
-    jobs: int | None = None  # default: config core.jobs, else CPU count
+    jobs: int | None = None  # None: `resolve_jobs` (config core.jobs, else CPU count)
     checkout_missing: bool = False
     allow_uncached_incremental: bool = False
 
@@ -70,7 +71,7 @@ def run(ctx: Context, order: Sequence[str], opts: RunOptions, sinks: Sequence[Si
     if opts.checkout_missing:
         from pivot.engine.checkout import restore_missing_tracked
 
-        restore_missing_tracked(ctx)
+        restore_missing_tracked(ctx, jobs=opts.jobs)
     decisions = plan.decide(ctx, order, force=opts.force)
     sched = _Scheduler(ctx, order, decisions, opts, sinks)
     try:
@@ -121,7 +122,7 @@ class _Scheduler:
         self.proc_futs: dict[Future[worker.WorkerOutcome], tuple[str, plan.Decision]] = {}
         self.thread_futs: dict[Future[Any], tuple[str, JobKind, plan.Decision, str]] = {}
         self.stopping = False
-        self.jobs = opts.jobs or ctx.config.jobs or os.cpu_count() or 1
+        self.jobs = resolve_jobs(opts.jobs, ctx.config)
         self.to_run = sum(1 for d in decisions.values() if d.will_run and not d.restore)
         self.executor: ProcessPoolExecutor | None = None
         self.threads = ThreadPoolExecutor(
@@ -255,7 +256,7 @@ class _Scheduler:
 
     def _record(self, name: str, state: plan.StageState) -> None:
         outs = record.collect_outputs(self.ctx, name, insert=not self.opts.no_commit)
-        if not self.opts.no_commit:  # --no-commit: hashed only, nothing durable (seed 004)
+        if not self.opts.no_commit:  # --no-commit: hashed only, nothing durable (docs/cli.md)
             record.write_records(self.ctx, name, state, outs)
 
     # --- worker processes ------------------------------------------------------------------

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pivot.exceptions import UnknownStageError, ValidationError
+from pivot import naming
+from pivot.exceptions import StageDefinitionError, UnknownStageError, ValidationError
 from pivot.pipeline import registration
 from pivot.pipeline.stage import StageInfo
 
@@ -116,9 +117,9 @@ class Pipeline:
         yaml_params: Mapping[str, Any] | None = None,
         yaml_source: str = "pivot.yaml",
     ) -> StageInfo:
-        stage_name = name if name is not None else getattr(func, "__name__", None)
-        registration.validate_stage_name(stage_name)
-        assert isinstance(stage_name, str)
+        stage_name = naming.check_stage_name(
+            name if name is not None else getattr(func, "__name__", None), StageDefinitionError
+        )
         if stage_name in self.stages:
             raise ValidationError(f"duplicate stage name '{stage_name}' in pipeline '{self.name}'")
         info = registration.build_stage(
@@ -147,7 +148,7 @@ class Pipeline:
         renamed: dict[str, tuple[str, StageInfo]] = {}
         for name, info in other.stages.items():
             new = f"{prefix}.{name}" if prefix else name
-            registration.validate_stage_name(new)
+            naming.check_stage_name(new, StageDefinitionError)
             if new in self.stages or new in renamed:
                 raise ValidationError(
                     f"stage '{new}' of pipeline '{other.name}'{_where(other)} conflicts with "

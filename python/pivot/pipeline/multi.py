@@ -14,10 +14,10 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from pivot.exceptions import DiscoveryError, ValidationError
+from pivot import naming
+from pivot.exceptions import DiscoveryError, StageDefinitionError, ValidationError
 from pivot.pipeline.core import Pipeline
 from pivot.pipeline.discovery import PYTHON_NAME, YAML_NAMES, load_pipeline
-from pivot.pipeline.registration import validate_stage_name
 
 _SKIP = frozenset({"node_modules", "__pycache__", "venv", "site-packages"})
 _NAMES = (*YAML_NAMES, PYTHON_NAME)
@@ -79,7 +79,7 @@ def load_all(project_root: Path, start: Path) -> Pipeline:
         source = str(p.source.relative_to(root)) if p.source is not None else str(d)
         for name, info in p.stages.items():
             new = f"{prefix}.{name}" if prefix and counts[name] > 1 else name
-            validate_stage_name(new)
+            naming.check_stage_name(new, StageDefinitionError)
             if new in combined.stages:
                 raise ValidationError(
                     f"stage '{new}' of {source} conflicts with stage '{new}' of {came_from[new]}"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pivot import _native
 from pivot.config import CONFIG_FILE, LOCAL_CONFIG_FILE, known_keys, validate_file_data
 from pivot.exceptions import ConfigError
+from pivot.storage.files import write_atomic
 
 
 def config_path(pivot_dir: Path, local: bool) -> Path:
@@ -74,7 +74,7 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     if header and not header.endswith("\n"):
         header += "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _native.write_atomic(str(path), (header + body).encode("utf-8"), None)
+    write_atomic(path, (header + body).encode("utf-8"))
 
 
 def set_value(path: Path, key: str, value: Any) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from pivot import _native
+from pivot.storage.files import write_atomic
 
 if TYPE_CHECKING:
     from pivot.project import Project
@@ -84,7 +84,7 @@ def _append(file: Path, entries: list[str]) -> Path | None:
         text += "\n"
     text += "".join(e + "\n" for e in new)
     file.parent.mkdir(parents=True, exist_ok=True)
-    _native.write_atomic(str(file), text.encode("utf-8"), None)
+    write_atomic(file, text.encode("utf-8"))
     return file
 
 

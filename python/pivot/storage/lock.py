@@ -10,16 +10,15 @@ from typing import cast
 
 import orjson
 
-from pivot import _native
+from pivot import _native, naming
 from pivot.exceptions import UnsafePathError
 from pivot.types import LockData
 
 
 def lock_path(stages_dir: Path, stage: str) -> Path:
-    """The lock file of `stage` inside `stages_dir`."""
-    if not stage or stage in (".", "..") or "/" in stage or "\0" in stage:
-        raise UnsafePathError(f"{stages_dir}: invalid stage name for a lock file: {stage!r}")
-    return stages_dir / f"{stage}.lock"
+    """`<stages_dir>/<stage>.lock` (also the name of a stage's execution lock under
+    `.pivot/tmp/locks/`); UnsafePathError if `stage` is not a valid stage name."""
+    return stages_dir / f"{naming.check_stage_name(stage, UnsafePathError)}.lock"
 
 
 def read_lock(path: Path) -> LockData | None:

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pivot import _native
+from pivot.storage.files import write_atomic
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
 
@@ -48,7 +48,7 @@ def probe_link_modes(cache_dir: Path, project_tmp: Path) -> list[ModeProbe]:
     files.mkdir(parents=True, exist_ok=True)
     project_tmp.mkdir(parents=True, exist_ok=True)
     src = files / _temp_name("doctor")
-    _native.write_atomic(str(src), b"pivot doctor link probe\n", None)
+    write_atomic(src, b"pivot doctor link probe\n")
     results: list[ModeProbe] = []
     try:
         for mode, action in (("reflink", _reflink), ("hardlink", os.link), ("copy", shutil.copy)):

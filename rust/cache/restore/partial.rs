@@ -1,11 +1,11 @@
 //! Restore some entries of a cached directory into an existing directory, leaving the others
 //! alone (`pivot checkout out/dir/file`, `checkout --only-missing`).
 //!
-//! Unlike a full restore (`restore` module: build beside, swap the whole tree), each selected
+//! Unlike a full restore (the parent module: build beside, swap the whole tree), each selected
 //! entry is materialised beside its own destination under a temp name and renamed into place,
 //! so a crash leaves the old or the new file plus a temp, and files that were not selected keep
 //! their inode and mtime. The same link modes (one decision per operation), size checks,
-//! object verification and stat-index rules as a full restore apply (`restore::materialize`).
+//! object verification and stat-index rules as a full restore apply (`materialize`).
 //!
 //! Selection: `Select::Missing` takes every entry whose path does not exist; `Select::Paths`
 //! takes the entries equal to or below the given relative paths. An existing selected entry
@@ -21,14 +21,14 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::{absolute, check_dest, materialize, remove_any};
 use crate::atomic;
+use crate::cache::link::{self, LinkMode, Linker};
 use crate::cache::Cache;
 use crate::error::{Error, IoContext, Result};
 use crate::hash;
 use crate::index::{self, Index};
-use crate::link::{self, LinkMode, Linker};
 use crate::manifest::{self, Entry};
-use crate::restore;
 
 /// Which entries of the manifest to restore.
 pub enum Select {
@@ -158,30 +158,21 @@ fn plan_one(
     ))
 }
 
-fn remove_any(p: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => crate::cache::remove_tree(p),
-        Ok(_) => fs::remove_file(p),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Materialise `e` beside its destination, then rename it into place.
+/// Materialise `e` beside its destination below `dir`, then rename it into place.
 fn place(
     cache: &Cache,
     linker: &Linker,
     idx: Option<&Index>,
-    dest: &Path,
+    dir: &Path,
     e: &Entry,
     replace: bool,
 ) -> Result<()> {
-    let dst = dest.join(manifest::rel_path(&e.path));
+    let dst = dir.join(manifest::rel_path(&e.path));
     let parent = atomic::parent_dir(&dst).to_path_buf();
     let tmp = atomic::temp_path_in(&parent);
     let made = match &e.link {
         Some(t) => std::os::unix::fs::symlink(manifest::rel_path(t), &tmp).at(&tmp),
-        None => restore::materialize(cache, linker, idx, &e.hash, Some(e.size), e.exec, &tmp),
+        None => materialize(cache, linker, idx, &e.hash, Some(e.size), e.exec, &tmp),
     };
     made?;
     let r = if replace {
@@ -229,8 +220,8 @@ fn partial_in(
     hash::ensure_pool();
     let cache = Cache::new(cache_dir);
     let linker = Linker::new(modes);
-    let dest: PathBuf = restore::absolute(dest)?;
-    restore::check_dest(&dest.join("x"), cache_dir)?;
+    let dest: PathBuf = absolute(dest)?;
+    check_dest(&dest.join("x"), cache_dir)?;
     let manifest = cache.read_manifest(dir_hash)?;
     match fs::symlink_metadata(&dest) {
         Ok(m) if m.is_dir() => {}
@@ -285,7 +276,7 @@ fn partial_in(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::insert;
+    use crate::cache::insert::insert;
     use std::os::unix::fs::MetadataExt;
 
     fn modes(m: &[&str]) -> Vec<LinkMode> {
