@@ -251,6 +251,49 @@ mod cache_api {
         Ok(m.as_str())
     }
 
+    /// Restore some entries of cached directory `dir_hash` into the directory `dest`, leaving
+    /// the others untouched: those below `paths`, or with `paths=None` every missing one
+    /// (`cache::restore::partial` module doc). Returns a dict with
+    /// `restored`, `unchanged`, `refused` and `not_found`.
+    #[pyfunction]
+    #[pyo3(signature = (dir_hash, dest, cache_dir, link_modes, state_dir=None, paths=None, force=false))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn cache_restore_entries(
+        py: Python<'_>,
+        dir_hash: String,
+        dest: PathBuf,
+        cache_dir: PathBuf,
+        link_modes: Vec<String>,
+        state_dir: Option<PathBuf>,
+        paths: Option<Vec<String>>,
+        force: bool,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let modes = modes(&link_modes)?;
+        let sel = match paths {
+            Some(p) => restore::partial::Select::Paths(p),
+            None => restore::partial::Select::Missing,
+        };
+        let r = py
+            .detach(|| {
+                restore::partial::restore_partial(
+                    &dir_hash,
+                    &dest,
+                    &cache_dir,
+                    modes,
+                    state_dir.as_deref(),
+                    &sel,
+                    force,
+                )
+            })
+            .map_err(to_pyerr)?;
+        let d = PyDict::new(py);
+        d.set_item("restored", r.restored)?;
+        d.set_item("unchanged", r.unchanged)?;
+        d.set_item("refused", r.refused)?;
+        d.set_item("not_found", r.not_found)?;
+        Ok(d)
+    }
+
     #[pyfunction]
     pub fn cache_contains(
         py: Python<'_>,
@@ -304,6 +347,7 @@ mod cache_api {
         m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
         m.add_function(wrap_pyfunction!(clean_stale_temps, m)?)?;
         m.add_function(wrap_pyfunction!(cache_restore, m)?)?;
+        m.add_function(wrap_pyfunction!(cache_restore_entries, m)?)?;
         m.add_function(wrap_pyfunction!(cache_contains, m)?)?;
         m.add_function(wrap_pyfunction!(cache_verify, m)?)?;
         Ok(())

@@ -2,13 +2,14 @@
 
 from collections.abc import Sequence
 
-from pivot.types import HashInfo, ManifestEntry, VerifyReport
+from pivot.types import HashInfo, ManifestEntry, PartialRestore, VerifyReport
 
 __all__ = [
     "blake3_bytes",
     "cache_contains",
     "cache_insert",
     "cache_restore",
+    "cache_restore_entries",
     "cache_verify",
     "clean_stale_temps",
     "hash_file",
@@ -44,6 +45,15 @@ def cache_restore(
     link_modes: Sequence[str],
     state_dir: str | None = None,
 ) -> str: ...
+def cache_restore_entries(
+    dir_hash: str,
+    dest: str,
+    cache_dir: str,
+    link_modes: Sequence[str],
+    state_dir: str | None = None,
+    paths: Sequence[str] | None = None,
+    force: bool = False,
+) -> PartialRestore: ...
 def cache_contains(cache_dir: str, hash: str, is_dir: bool) -> bool: ...
 def cache_verify(cache_dir: str, hashes: Sequence[str] | None = None) -> VerifyReport: ...
 def insert_progress() -> tuple[int, int]: ...

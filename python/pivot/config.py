@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,13 @@ DEFAULT_CONFIG_TEXT = """\
 #   link_modes: [reflink, hardlink, copy]   # tried in order, per operation
 # core:
 #   jobs: null                              # parallel stages; null = CPU count
+#   gitignore: true                         # list cached outputs in .gitignore files
 """
 
 # section -> allowed keys; anything else is a typo worth reporting.
 _KNOWN: dict[str, frozenset[str]] = {
     "cache": frozenset({"dir", "link_modes"}),
-    "core": frozenset({"jobs"}),
+    "core": frozenset({"jobs", "gitignore"}),
 }
 
 
@@ -39,6 +40,7 @@ class Config:
     cache_dir: str | None = None
     link_modes: tuple[LinkMode, ...] = DEFAULT_LINK_MODES
     jobs: int | None = None
+    gitignore: bool = True
 
 
 def resolve_jobs(requested: int | None, config: Config) -> int:
@@ -126,6 +128,39 @@ def _jobs(path: Path, value: Any) -> int | None:
     return value
 
 
+def _bool(key: str) -> Callable[[Path, Any], bool]:
+    def check(path: Path, value: Any) -> bool:
+        if value is None:
+            return True
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: '{key}' must be true or false, got {value!r}")
+        return value
+
+    return check
+
+
+def _validators() -> dict[tuple[str, str], Callable[[Path, Any], Any]]:
+    return {
+        ("cache", "dir"): _cache_dir,
+        ("cache", "link_modes"): _link_modes,
+        ("core", "jobs"): _jobs,
+        ("core", "gitignore"): _bool("core.gitignore"),
+    }
+
+
+def known_keys() -> list[str]:
+    """Every dotted key a config file may set."""
+    return sorted(f"{s}.{k}" for s, keys in _KNOWN.items() for k in keys)
+
+
+def validate_file_data(path: Path, data: Mapping[str, Any]) -> None:
+    """The checks `load_config` applies to one file's content (ConfigError naming file and key)."""
+    checks = _validators()
+    for section, body in _check(path, data).items():
+        for key, value in body.items():
+            checks[(section, key)](path, value)
+
+
 def load_config(pivot_dir: Path) -> Config:
     """Read and validate config.yaml then config.local; errors name the file and the key."""
     values: dict[tuple[str, str], tuple[Path, Any]] = {}
@@ -142,4 +177,5 @@ def load_config(pivot_dir: Path) -> Config:
         cache_dir=_cache_dir(*get("cache", "dir")),
         link_modes=_link_modes(*get("cache", "link_modes")),
         jobs=_jobs(*get("core", "jobs")),
+        gitignore=_bool("core.gitignore")(*get("core", "gitignore")),
     )

@@ -66,7 +66,10 @@ def check_duplicate_names(names: Iterable[str]) -> None:
 def suggest_stages(name: str, known: Sequence[str]) -> list[str]:
     """Close matches for a mistyped stage name (matrix variants of a base name first)."""
     variants = [k for k in known if k.startswith(name + "@")]
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    # Matrix group names (`train` for `train@…`) select every variant, so they are candidates.
+    groups = [k.split("@", 1)[0] for k in known if "@" in k]
+    candidates = list(dict.fromkeys([*known, *groups]))
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     return list(dict.fromkeys([*variants[:3], *close]))[:3]
 
 

@@ -11,6 +11,7 @@ from pivot.exceptions import PivotError, ProjectNotFoundError, UnsafePathError
 
 PIVOT_DIR = ".pivot"
 GITIGNORE_TEXT = "cache/\nstate/\ntmp/\nconfig.local\n"
+CACHE_DIR_ENV = "PIVOT_CACHE_DIR"
 
 
 def find_root(start: Path) -> Path:
@@ -37,14 +38,20 @@ class Project:
 
     @classmethod
     def load(cls, root: Path, cache_dir: str | Path | None = None) -> Project:
-        """Open the project at `root`; `cache_dir` (e.g. from --cache-dir) beats the config."""
+        """Open the project at `root`. The cache directory: `cache_dir` (e.g. from --cache-dir),
+        else env `PIVOT_CACHE_DIR`, else the config's `cache.dir`, else `.pivot/cache`. The first
+        two are relative to the current directory (like any path typed in a shell), the config's
+        to the project root."""
         root = Path(root).resolve()
         cfg = config_mod.load_config(root / PIVOT_DIR)
-        chosen = cache_dir if cache_dir is not None else cfg.cache_dir
-        if chosen is None:
+        from_env = os.environ.get(CACHE_DIR_ENV) or None
+        chosen = cache_dir if cache_dir is not None else from_env
+        if chosen is not None:
+            resolved = Path(os.path.abspath(os.path.expanduser(str(chosen))))
+        elif cfg.cache_dir is None:
             resolved = root / PIVOT_DIR / "cache"
         else:
-            path = Path(os.path.expanduser(str(chosen)))
+            path = Path(os.path.expanduser(cfg.cache_dir))
             resolved = path if path.is_absolute() else root / path
         return cls(root=root, config=cfg, cache_dir=Path(os.path.normpath(resolved)))
 

@@ -23,6 +23,10 @@
 //! symlinks of the tree are created last, so nothing is ever written through one. Existing
 //! components of the destination's parent that are symlinks must resolve inside the project
 //! (the directory holding `.pivot/`, else the cache directory's parent): `UnsafePath` otherwise.
+//!
+//! `partial` restores some entries of a directory object in place, under the same rules.
+
+pub mod partial;
 
 use std::collections::HashSet;
 use std::fs::{self, File, Metadata};

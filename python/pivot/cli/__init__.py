@@ -43,6 +43,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "get": ("pivot.cli.get", "get", "Write an output as it was at a git revision."),
     "history": ("pivot.cli.history", "history", "List recent runs (repro/run)."),
     "show": ("pivot.cli.history", "show_run", "Show one recorded run, stage by stage."),
+    "config": ("pivot.cli.config_cmd", "config", "Show or change project settings."),
+    "doctor": ("pivot.cli.doctor", "doctor", "Check the installation, cache and link modes."),
+    "completion": ("pivot.cli.completion", "completion", "Print a shell-completion script."),
 }
 
 LOGGER_NAME = "pivot"

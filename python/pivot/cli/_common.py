@@ -7,8 +7,9 @@ inside the command, like every heavy module, so importing a command module stays
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from pivot.cli import CliState
     from pivot.engine.context import Context
     from pivot.engine.plan import Decision
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def get_state(ctx: click.Context | None = None) -> CliState:
@@ -36,11 +39,39 @@ def quiet(ctx: click.Context | None = None) -> bool:
 
 
 def stage_names(ctx: Context, requested: Iterable[str]) -> list[str]:
-    """The requested stage names in order, without repeats; UnknownStageError naming every
-    unknown one, with "did you mean" suggestions."""
-    wanted = list(dict.fromkeys(requested))
-    ctx.graph.check_names(wanted)
-    return wanted
+    """The stages `requested` selects, in order, without repeats: names, matrix groups
+    (`train` -> every `train@…`) and patterns (`train@*`), expanded by `pivot.selection`;
+    UnknownStageError naming every unknown one, with "did you mean" suggestions."""
+    from pivot.selection import expand_stages
+
+    return expand_stages(requested, ctx.graph.names)
+
+
+def cache_dir_option(command: F) -> F:
+    """`--cache-dir` for every command that touches the cache, passed on as an absolute path
+    (resolved from the cwd). It beats env PIVOT_CACHE_DIR, which beats the config's
+    `cache.dir` (`Project.load`)."""
+    return click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        callback=_absolute,
+        help="Use this cache directory (default: env PIVOT_CACHE_DIR, config cache.dir, "
+        ".pivot/cache).",
+    )(command)
+
+
+def _absolute(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    return value.resolve() if value is not None else None
+
+
+def all_option(command: F) -> F:
+    """`--all`: every pipeline file at or below the current directory, as one graph."""
+    return click.option(
+        "--all",
+        "all_pipelines",
+        is_flag=True,
+        help="Every pipeline (pipeline.py / pivot.yaml) in or below the current directory.",
+    )(command)
 
 
 def echo_json(data: Any, *, indent: bool = False) -> None:

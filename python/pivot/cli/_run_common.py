@@ -33,7 +33,8 @@ class RunArgs:
     """The shared options of `repro` and `run`: where the cache is, how to report, and what
     the engine is asked to do."""
 
-    cache_dir: pathlib.Path | None  # absolute (resolved from the cwd); None: config / default
+    cache_dir: pathlib.Path | None  # absolute (from the cwd); None: env, config or default
+    all_pipelines: bool  # --all: every pipeline file at or below the cwd, as one graph
     as_json: bool
     options: RunOptions
 
@@ -60,11 +61,8 @@ def run_options(*, keep_going: bool) -> Callable[[Command], Command]:
         )
     options = [
         failure,
-        click.option(
-            "--cache-dir",
-            type=click.Path(file_okay=False, path_type=pathlib.Path),
-            help="Use this cache directory instead of .pivot/cache.",
-        ),
+        _common.all_option,
+        _common.cache_dir_option,
         jobs_option,
         click.option(
             "--allow-uncached-incremental",
@@ -98,6 +96,7 @@ def run_options(*, keep_going: bool) -> Callable[[Command], Command]:
         def collect(
             *args: Any,
             keep_going: bool,
+            all_pipelines: bool,
             cache_dir: pathlib.Path | None,
             jobs: int | None,
             allow_uncached_incremental: bool,
@@ -110,7 +109,8 @@ def run_options(*, keep_going: bool) -> Callable[[Command], Command]:
             from pivot.engine.runner import RunOptions
 
             run_args = RunArgs(
-                cache_dir=cache_dir.resolve() if cache_dir is not None else None,
+                cache_dir=cache_dir,
+                all_pipelines=all_pipelines,
                 as_json=as_json,
                 options=RunOptions(
                     force=force,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from typing import TYPE_CHECKING
 
 import click
@@ -41,6 +42,8 @@ def _parse_modes(
     metavar="MODE[,MODE...]",
     help="Link modes to try in order: reflink, hardlink, copy (repeatable or comma list).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@_common.cache_dir_option
 @_run_common.jobs_option
 @click.pass_context
 def checkout(
@@ -49,6 +52,8 @@ def checkout(
     force: bool,
     only_missing: bool,
     link_modes: tuple[LinkMode, ...] | None,
+    as_json: bool,
+    cache_dir: pathlib.Path | None,
     jobs: int | None,
 ) -> None:
     """Restore TARGETS (stage names or paths; default: everything) from the cache.
@@ -59,7 +64,7 @@ def checkout(
     from pivot.engine.context import load_context
 
     quiet = _common.quiet(click_ctx)
-    ctx = load_context(check_missing=False)
+    ctx = load_context(cache_dir=cache_dir, check_missing=False)
     result = engine_checkout.checkout(
         ctx,
         list(dict.fromkeys(targets)) or None,
@@ -68,7 +73,16 @@ def checkout(
         link_modes=link_modes,
         jobs=jobs,
     )
-    if not quiet:
+    if as_json:
+        _common.echo_json(
+            {
+                "restored": result.restored,
+                "skipped": result.skipped,
+                "refused": result.refused,
+                "missing": result.missing,
+            }
+        )
+    elif not quiet:
         for path in result.restored:
             click.echo(f"restored {path}", err=True)
         click.echo(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import pathlib
 import sys
 
 import click
@@ -12,9 +13,17 @@ from pivot.cli import _common, _run_common
 
 @click.command("commit")
 @click.argument("stages", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@_common.cache_dir_option
 @_run_common.jobs_option
 @click.pass_context
-def commit(click_ctx: click.Context, stages: tuple[str, ...], jobs: int | None) -> None:
+def commit(
+    click_ctx: click.Context,
+    stages: tuple[str, ...],
+    as_json: bool,
+    cache_dir: pathlib.Path | None,
+    jobs: int | None,
+) -> None:
     """Record STAGES as they are on disk (no STAGES: every stage whose lock differs).
 
     Named stages are committed unconditionally. A stage with a missing output or dependency
@@ -25,16 +34,17 @@ def commit(click_ctx: click.Context, stages: tuple[str, ...], jobs: int | None) 
     from pivot.engine.context import load_context
 
     quiet = _common.quiet(click_ctx)
-    ctx = load_context(check_missing=False)
+    ctx = load_context(cache_dir=cache_dir, check_missing=False)
     targets = _common.stage_names(ctx, stages)
 
     # Progress only on a terminal: it is redrawn in place, which a log file would not want.
-    with (
-        CommitProgress() if sys.stderr.isatty() and not quiet else contextlib.nullcontext() as meter
-    ):
+    show_progress = sys.stderr.isatty() and not quiet and not as_json
+    with CommitProgress() if show_progress else contextlib.nullcontext() as meter:
         result = engine_commit.commit(ctx, targets or None, progress=meter, jobs=jobs)
 
-    if not quiet:
+    if as_json:
+        _common.echo_json({"committed": list(result.committed), "failed": dict(result.failed)})
+    elif not quiet:
         if result.committed:
             click.echo(f"Committed {len(result.committed)} stage(s):")
             for name in result.committed:

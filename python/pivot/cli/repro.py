@@ -42,7 +42,11 @@ def repro(
     if allow_missing and not dry_run:
         raise click.UsageError("--allow-missing can only be used with --dry-run")
 
-    ctx = load_context(cache_dir=run_args.cache_dir, check_missing=not allow_missing)
+    ctx = load_context(
+        cache_dir=run_args.cache_dir,
+        check_missing=not allow_missing,
+        all_pipelines=run_args.all_pipelines,
+    )
     order = ctx.graph.order(_common.stage_names(ctx, stages) or None)
 
     if dry_run or explain:

@@ -18,6 +18,6 @@ def run(click_ctx: click.Context, stages: tuple[str, ...], run_args: _run_common
     """
     from pivot.engine.context import load_context
 
-    ctx = load_context(cache_dir=run_args.cache_dir)
+    ctx = load_context(cache_dir=run_args.cache_dir, all_pipelines=run_args.all_pipelines)
     order = ctx.graph.exact(_common.stage_names(ctx, stages))
     _run_common.execute(click_ctx, ctx, order, run_args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import click
 
@@ -15,6 +16,8 @@ from pivot.cli import _common
 @click.option("-q", "--quiet", "local_quiet", is_flag=True, help="No output; exit 1 if stale.")
 @click.option("-e", "--explain", is_flag=True, help="Show which code entry, param or file changed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable status on stdout.")
+@_common.cache_dir_option
+@_common.all_option
 @click.pass_context
 def status(
     click_ctx: click.Context,
@@ -23,6 +26,8 @@ def status(
     local_quiet: bool,
     explain: bool,
     as_json: bool,
+    cache_dir: pathlib.Path | None,
+    all_pipelines: bool,
 ) -> None:
     """Show stale stages of STAGES and their upstream (no STAGES: the whole pipeline).
 
@@ -36,7 +41,7 @@ def status(
     quiet = local_quiet or state.quiet
     verbose = local_verbose or bool(state.verbose)
 
-    ctx = load_context()
+    ctx = load_context(cache_dir=cache_dir, all_pipelines=all_pipelines)
     order = ctx.graph.order(_common.stage_names(ctx, stages) or None)
     decisions = plan.decide(ctx, order)
     ordered = [decisions[name] for name in order if name in decisions]

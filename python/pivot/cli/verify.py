@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import click
 
@@ -25,6 +26,8 @@ from pivot.cli import _common
     metavar="PERCENT",
     help="With --cache: re-hash a random PERCENT of the file objects (manifests always).",
 )
+@_common.cache_dir_option
+@_common.all_option
 @click.pass_context
 def verify(
     click_ctx: click.Context,
@@ -32,6 +35,8 @@ def verify(
     as_json: bool,
     check_cache: bool,
     sample: float | None,
+    cache_dir: pathlib.Path | None,
+    all_pipelines: bool,
 ) -> None:
     """Exit 0 when STAGES (default: all) are up to date and their outputs are cached, else 1.
 
@@ -43,7 +48,7 @@ def verify(
     from pivot.engine.context import load_context
 
     quiet = _common.quiet(click_ctx)
-    ctx = load_context()
+    ctx = load_context(cache_dir=cache_dir, all_pipelines=all_pipelines)
     targets = _common.stage_names(ctx, stages)
     if sample is not None and not check_cache:
         raise click.UsageError("--sample needs --cache")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pivot.config import resolve_jobs
-from pivot.engine import plan
+from pivot.engine import partial, plan
 from pivot.engine.execlock import StageLock
 from pivot.engine.track import tracked_files
 from pivot.exceptions import PivotError, UnknownStageError
@@ -48,6 +48,7 @@ class _Item:
     path: str  # project-relative
     info: HashInfo
     stage: str | None  # producing stage (its execution lock is held while restoring)
+    sub: str | None = None  # a path inside a directory output: restore only those entries
 
 
 def _stage_items(ctx: Context, name: str, keys: set[str] | None = None) -> list[_Item]:
@@ -73,6 +74,10 @@ def _resolve(ctx: Context, targets: Sequence[str] | None) -> list[_Item]:
         if target in stages:
             items += _stage_items(ctx, target)
             continue
+        group = _stage_group(target, list(stages))
+        if group:
+            items += [i for name in group for i in _stage_items(ctx, name)]
+            continue
         rel = ctx.project.relpath(ctx.cwd / target).rstrip("/")  # relative to where we run
         if rel.endswith(pvt.PVT_SUFFIX):
             rel = rel[: -len(pvt.PVT_SUFFIX)]
@@ -88,22 +93,42 @@ def _resolve(ctx: Context, targets: Sequence[str] | None) -> list[_Item]:
                 for k, o in out_owner.items()
                 if o == owner and (k == rel or k.startswith(rel + "/") or rel.startswith(k + "/"))
             }
-            items += _stage_items(ctx, owner, keys)
+            items += [_narrow(i, rel) for i in _stage_items(ctx, owner, keys)]
             found = True
         if tracked is None:
             tracked = tracked_files(ctx)
         for t in tracked:
-            if t.path == rel or t.path.startswith(rel + "/"):
-                items.append(_Item(t.path, t.info, None))
+            if t.path == rel or t.path.startswith(rel + "/") or rel.startswith(t.path + "/"):
+                items.append(_narrow(_Item(t.path, t.info, None), rel))
                 found = True
         if not found:
             raise UnknownStageError(
                 f"unknown target '{target}': not a stage, a stage output or a tracked path"
             )
-    unique: dict[str, _Item] = {}
+    unique: dict[tuple[str, str | None], _Item] = {}
     for i in items:
-        unique.setdefault(i.path, i)
-    return list(unique.values())
+        unique.setdefault((i.path, i.sub), i)
+    # A whole directory output asked for as well as a path inside it: the whole one covers it.
+    whole = {path for path, sub in unique if sub is None}
+    return [i for (path, sub), i in unique.items() if sub is None or path not in whole]
+
+
+def _stage_group(target: str, known: list[str]) -> list[str]:
+    """Matrix variants of `target` or stages matching it as a pattern (docs/cli.md, "Selecting
+    stages"); [] when it selects no stage, so that it is taken as a path."""
+    from pivot.selection import expand_stages
+
+    try:
+        return expand_stages([target], known)
+    except UnknownStageError:
+        return []
+
+
+def _narrow(item: _Item, rel: str) -> _Item:
+    """`item` restricted to `rel` when `rel` lies inside it (a directory output)."""
+    if item.info["is_dir"] and rel.startswith(item.path + "/"):
+        return _Item(item.path, item.info, item.stage, rel[len(item.path) + 1 :])
+    return item
 
 
 def checkout(
@@ -137,36 +162,56 @@ def _checkout_items(
     for i in items:
         by_stage.setdefault(i.stage, []).append(i)
 
-    def one(item: _Item) -> tuple[str, str, str]:
-        """(path, outcome, message) with outcome restored/skipped/refused/missing."""
+    def entries(item: _Item, sub: str | None) -> list[tuple[str, str, str]]:
+        """Entries of a directory output, each on its own (partial.restore_entries)."""
+        return partial.restore_entries(ctx, item.path, item.info, sub, force, link_modes)
+
+    def one(item: _Item) -> list[tuple[str, str, str]]:
+        """[(path, outcome, message)] with outcome restored/skipped/refused/missing."""
         path = ctx.abspath(item.path)
+        if item.sub is not None:
+            return entries(item, item.sub)
+        is_tree = item.info["is_dir"] and path.is_dir() and not path.is_symlink()
+        early: list[tuple[str, str, str]] = []
         if os.path.lexists(path):
             if only_missing:
-                return item.path, "skipped", ""
+                return entries(item, None) if is_tree else [(item.path, "skipped", "")]
             try:
                 current: HashInfo | None = ctx.cache.hash(path)
             except (PivotError, OSError):
                 current = None  # unhashable content is certainly not what was recorded
             if current is not None and current["hash"] == item.info["hash"]:
-                return item.path, "skipped", ""
+                return [(item.path, "skipped", "")]
+            if is_tree:
+                # Files missing from a directory are put back one by one, without touching the
+                # others; if that was the only difference the tree is now as recorded.
+                # Entries it cannot put back (a symlinked parent...) are left to the rule below.
+                early = [e for e in entries(item, None) if e[1] == "restored"]
+                if early:
+                    try:
+                        current = ctx.cache.hash(path)
+                    except (PivotError, OSError):
+                        current = None
+                    if current is not None and current["hash"] == item.info["hash"]:
+                        return early
             recoverable = current is not None and ctx.cache.contains(current)
             if not force and not recoverable:
                 msg = f"{item.path}: modified and not in the cache; use --force to overwrite"
-                return item.path, "refused", msg
+                return [*early, (item.path, "refused", msg)]
         # No presence pre-check: the restore reads and validates everything before touching
         # the destination and names the missing or corrupt object (a directory's file too).
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             ctx.cache.restore(item.info, path, link_modes)
         except (PivotError, OSError) as e:
-            return item.path, "missing", f"{item.path}: {e}"
-        return item.path, "restored", ""
+            return [*early, (item.path, "missing", f"{item.path}: {e}")]
+        return [*early, (item.path, "restored", "")]
 
     def group(stage: str | None, group_items: list[_Item]) -> list[tuple[str, str, str]]:
         if stage is None:
-            return [one(i) for i in group_items]
+            return [o for i in group_items for o in one(i)]
         with StageLock(ctx.locks_dir, stage):  # never restore under a running stage
-            return [one(i) for i in group_items]
+            return [o for i in group_items for o in one(i)]
 
     workers = max(1, min(len(by_stage), resolve_jobs(jobs, ctx.config)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pivot-checkout") as pool:

@@ -70,7 +70,11 @@ def _scandir(path: Path) -> list[os.DirEntry[str]]:
 
 
 def load_context(
-    cwd: Path | None = None, *, cache_dir: Path | None = None, check_missing: bool = True
+    cwd: Path | None = None,
+    *,
+    cache_dir: Path | None = None,
+    check_missing: bool = True,
+    all_pipelines: bool = False,
 ) -> Context:
     """The one loader of a project, for every command and library caller: find_root -> config
     -> load_pipeline -> graph -> cache. `cache_dir` (e.g. `--cache-dir`) beats the config;
@@ -83,7 +87,12 @@ def load_context(
 
     where = Path.cwd() if cwd is None else Path(cwd).resolve()
     project = open_project(where, cache_dir)
-    pipeline = load_pipeline(project.root, where)
+    if all_pipelines:
+        from pivot.pipeline.multi import load_all
+
+        pipeline = load_all(project.root, where)
+    else:
+        pipeline = load_pipeline(project.root, where)
     graph = PipelineGraph.build(pipeline.stages, project.root, check_missing=check_missing)
     cache = Cache(project.cache_dir, project.state_dir, project.config.link_modes)
     # A crash between a durable write's temp and its rename leaves a stray temp: remove those

@@ -55,9 +55,17 @@ def write_records(
     lock = make_lock(stage_name, state, outs)
     ctx.project.stages_dir.mkdir(parents=True, exist_ok=True)
     write_lock(lock_path(ctx.project.stages_dir, stage_name), lock)
+    _ignore_cached(ctx, outs)
     if not has_incremental(ctx, stage_name):
         runcache.write(ctx.runs_dir, state.run_key, stage_name, outs)
     return lock
+
+
+def _ignore_cached(ctx: Context, outs: Mapping[str, OutEntry]) -> None:
+    """Cached outputs go into `.gitignore` (metrics, uncached, stay in git)."""
+    from pivot.storage.gitignore import ignore_outputs
+
+    ignore_outputs(ctx.project, [key for key, entry in outs.items() if entry["cache"]])
 
 
 def has_incremental(ctx: Context, stage_name: str) -> bool:

@@ -295,10 +295,12 @@ class _Scheduler:
             if previous is not None and not ctx.cache.contains(previous):
                 previous = None
             incremental.append(worker.IncrementalPrep(str(ctx.abspath(key)), previous))
+        # A stage merged by `--all` is loaded by the worker from its own pipeline file.
+        origin_dir, origin_name = ctx.pipeline.origins.get(name, (ctx.cwd, name))
         task = worker.WorkerTask(
-            stage=name,
+            stage=origin_name,
             root=str(ctx.root),
-            cwd=str(ctx.cwd),
+            cwd=str(origin_dir),
             remove=tuple(str(ctx.abspath(o.path)) for o in stage.outs if o.kind != "incremental"),
             incremental=tuple(incremental),
             cache_dir=str(ctx.cache.cache_dir),

@@ -31,6 +31,7 @@ def track(ctx: Context, paths: Sequence[Path | str]) -> list[Path]:
     """Cache each path and write `<path>.pvt` next to it; returns the `.pvt` paths."""
     outputs = {o.path.rstrip("/"): s.name for s in ctx.pipeline.stages.values() for o in s.outs}
     written: list[Path] = []
+    rels: list[str] = []
     for p in paths:
         rel = ctx.project.relpath(p)
         problem = naming.path_problem(rel)
@@ -45,4 +46,9 @@ def track(ctx: Context, paths: Sequence[Path | str]) -> list[Path]:
         if not os.path.lexists(path):
             raise PivotError(f"{rel}: no such file or directory")
         written.append(pvt.write_pvt(path, ctx.cache.insert(path)))
+        rels.append(rel)
+    from pivot.storage.gitignore import ignore_outputs
+
+    # The data is ignored, its .pvt file is not: git keeps the pointer, pivot the content.
+    ignore_outputs(ctx.project, rels)
     return written

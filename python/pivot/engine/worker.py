@@ -34,7 +34,9 @@ _PR_SET_PDEATHSIG = 1
 _MAX_CAPTURE = 1 << 20  # keep the last MiB of a stage's output
 
 # The pipeline, loaded once per worker process (keyed by where it was loaded from).
-_PIPELINE: tuple[tuple[str, str], Pipeline] | None = None
+# (root, pipeline dir) -> loaded pipeline; several with `--all`, whose stages come from several
+# pipeline files, so that alternating tasks do not re-import them.
+_PIPELINES: dict[tuple[str, str], Pipeline] = {}
 
 
 @dataclass(frozen=True)
@@ -106,12 +108,12 @@ def _watch_main(main_pid: int) -> None:
 
 
 def _pipeline(root: str, cwd: str) -> Pipeline:
-    global _PIPELINE
-    if _PIPELINE is None or _PIPELINE[0] != (root, cwd):
+    key = (root, cwd)
+    if key not in _PIPELINES:
         from pivot.pipeline import load_pipeline
 
-        _PIPELINE = ((root, cwd), load_pipeline(Path(root), Path(cwd)))
-    return _PIPELINE[1]
+        _PIPELINES[key] = load_pipeline(Path(root), Path(cwd))
+    return _PIPELINES[key]
 
 
 def _delete_in_background(paths: list[str]) -> threading.Thread | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pivot import _native
 from pivot.storage.links import DEFAULT_LINK_MODES, LinkMode, native_names
-from pivot.types import HashInfo, ManifestEntry, VerifyReport
+from pivot.types import HashInfo, ManifestEntry, PartialRestore, VerifyReport
 
 
 def insert_progress() -> tuple[int, int]:
@@ -53,6 +53,30 @@ class Cache:
             info["hash"], info["is_dir"], str(dest), str(self.cache_dir), modes, self._state()
         )
         return LinkMode(used)
+
+    def restore_entries(
+        self,
+        info: HashInfo,
+        dest: Path,
+        paths: Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        link_modes: Sequence[LinkMode | str] | None = None,
+    ) -> PartialRestore:
+        """Restore entries of directory `info` into the existing directory `dest`, each
+        atomically, leaving the others untouched: those at or below `paths` (relative to
+        `dest`), or with `paths=None` every missing one. Modified entries are refused unless
+        `force` or their content is in the cache."""
+        modes = native_names(self.link_modes if link_modes is None else link_modes)
+        return _native.cache_restore_entries(
+            info["hash"],
+            str(dest),
+            str(self.cache_dir),
+            modes,
+            self._state(),
+            None if paths is None else list(paths),
+            force,
+        )
 
     def contains(self, info: HashInfo) -> bool:
         """Whether the object (for a directory: its manifest and every file) is present."""
