@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pivot.exceptions import ConfigError
+from pivot.storage.links import DEFAULT_LINK_MODES, LinkMode, parse_link_modes
 
-LINK_MODES: tuple[str, ...] = ("reflink", "hardlink", "copy")
 CONFIG_FILE = "config.yaml"
 LOCAL_CONFIG_FILE = "config.local"
 
@@ -22,12 +23,13 @@ DEFAULT_CONFIG_TEXT = """\
 #   link_modes: [reflink, hardlink, copy]   # tried in order, per operation
 # core:
 #   jobs: null                              # parallel stages; null = CPU count
+#   gitignore: true                         # list cached outputs in .gitignore files
 """
 
 # section -> allowed keys; anything else is a typo worth reporting.
 _KNOWN: dict[str, frozenset[str]] = {
     "cache": frozenset({"dir", "link_modes"}),
-    "core": frozenset({"jobs"}),
+    "core": frozenset({"jobs", "gitignore"}),
 }
 
 
@@ -36,8 +38,15 @@ class Config:
     """Validated configuration values; `None` means "use the default"."""
 
     cache_dir: str | None = None
-    link_modes: tuple[str, ...] = LINK_MODES
+    link_modes: tuple[LinkMode, ...] = DEFAULT_LINK_MODES
     jobs: int | None = None
+    gitignore: bool = True
+
+
+def resolve_jobs(requested: int | None, config: Config) -> int:
+    """How many stages run (or are committed, or restored) at once: `-j` when given, else the
+    config's `core.jobs`, else the CPU count."""
+    return requested or config.jobs or os.cpu_count() or 1
 
 
 def _only_comments(path: Path) -> bool:
@@ -98,21 +107,17 @@ def _cache_dir(path: Path, value: Any) -> str | None:
     return value
 
 
-def _link_modes(path: Path, value: Any) -> tuple[str, ...]:
+def _link_modes(path: Path, value: Any) -> tuple[LinkMode, ...]:
     if value is None:
-        return LINK_MODES
+        return DEFAULT_LINK_MODES
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list):
         raise ConfigError(f"{path}: 'cache.link_modes' must be a non-empty list")
-    for mode in value:
-        if mode not in LINK_MODES:
-            raise ConfigError(
-                f"{path}: 'cache.link_modes' has {mode!r}; expected one of {', '.join(LINK_MODES)}"
-            )
-    if len(set(value)) != len(value):
-        raise ConfigError(f"{path}: 'cache.link_modes' lists a mode twice")
-    return tuple(value)
+    try:
+        return parse_link_modes(value)
+    except ValueError as e:
+        raise ConfigError(f"{path}: 'cache.link_modes': {e}") from None
 
 
 def _jobs(path: Path, value: Any) -> int | None:
@@ -121,6 +126,39 @@ def _jobs(path: Path, value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{path}: 'core.jobs' must be a positive integer or null, got {value!r}")
     return value
+
+
+def _bool(key: str) -> Callable[[Path, Any], bool]:
+    def check(path: Path, value: Any) -> bool:
+        if value is None:
+            return True
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: '{key}' must be true or false, got {value!r}")
+        return value
+
+    return check
+
+
+def _validators() -> dict[tuple[str, str], Callable[[Path, Any], Any]]:
+    return {
+        ("cache", "dir"): _cache_dir,
+        ("cache", "link_modes"): _link_modes,
+        ("core", "jobs"): _jobs,
+        ("core", "gitignore"): _bool("core.gitignore"),
+    }
+
+
+def known_keys() -> list[str]:
+    """Every dotted key a config file may set."""
+    return sorted(f"{s}.{k}" for s, keys in _KNOWN.items() for k in keys)
+
+
+def validate_file_data(path: Path, data: Mapping[str, Any]) -> None:
+    """The checks `load_config` applies to one file's content (ConfigError naming file and key)."""
+    checks = _validators()
+    for section, body in _check(path, data).items():
+        for key, value in body.items():
+            checks[(section, key)](path, value)
 
 
 def load_config(pivot_dir: Path) -> Config:
@@ -139,4 +177,5 @@ def load_config(pivot_dir: Path) -> Config:
         cache_dir=_cache_dir(*get("cache", "dir")),
         link_modes=_link_modes(*get("cache", "link_modes")),
         jobs=_jobs(*get("core", "jobs")),
+        gitignore=_bool("core.gitignore")(*get("core", "gitignore")),
     )

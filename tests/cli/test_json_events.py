@@ -1,4 +1,4 @@
-"""`--json` on repro/run: the JSONL event stream of spec §6, and nothing else on stdout."""
+"""`--json` on repro/run: the JSONL event stream (docs/cli.md, "--json events"), and nothing else on stdout."""
 
 from __future__ import annotations
 

@@ -128,6 +128,17 @@ def test_serve_status_run_subscribe_and_errors(proj: Project) -> None:
         assert done == {**done, "stage": "shout", "status": "ran", "reason": "Forced"}
         result = c.event(lambda e: e["type"] == "execution_result", "execution_result")
         assert result["run_id"] == run_id and result["ran"] == 1
+        # the requested run is in the history like any other (docs/cli.md, "Run history")
+        shown = subprocess.run(
+            [*pivot_argv(), "history", "--json", "-n", "1"],
+            cwd=proj.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        newest = json.loads(shown.stdout)["runs"][0]
+        assert newest["args"]["trigger"] == "requested"
+        assert [(s["stage"], s["status"]) for s in newest["stages"]] == [("shout", "ran")]
 
         # a batch
         replies = c.send_raw(

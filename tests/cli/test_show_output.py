@@ -3,6 +3,7 @@ when stderr is not a terminal."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -160,6 +161,9 @@ def test_tui_log_writes_every_event_as_jsonl(tmp_path: pathlib.Path) -> None:
     assert events[0] == {"type": "schema_version", "version": 1}
     assert {"type": "stage_output", "stage": "talk", "line": "hello from talk"} in events
     assert events[-1]["type"] == "execution_result" and events[-1]["ran"] == 1
+    # recorded in the history like a run without --tui-log (docs/cli.md, "Run history")
+    runs = json.loads(run_ok(proj.cli("history", "--json")).output)["runs"]
+    assert [(r["command"], r["counts"]["ran"]) for r in runs] == [("repro", 1)]
 
 
 def test_display_usage_errors(tmp_path: pathlib.Path) -> None:

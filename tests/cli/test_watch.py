@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import subprocess
 import textwrap
@@ -157,3 +158,30 @@ def test_serve_requires_watch(proj: Project) -> None:
     assert "--debounce requires --watch" in result.output
     result = run_ok(proj.cli("repro", "--watch", "--dry-run"), 2)
     assert "--watch" in result.output
+
+
+def test_watch_records_each_run_in_history_and_expands_patterns(proj: Project) -> None:
+    """docs/cli.md, "Run history": every run of the loop is a history record; STAGES may be a
+    pattern (docs/cli.md, "Selecting stages"), expanded against the loaded pipeline."""
+    w = WatchProc(proj.root, "sh*")
+    try:
+        first = w.next_run()
+        assert first[0]["stages"] == ["shout"]
+        assert ran(first) == {"shout"}
+        _edit(proj, "input.txt", "again\n")
+        assert ran(w.next_run()) == {"shout"}
+    finally:
+        assert w.interrupt() == 130
+    shown = subprocess.run(
+        [*pivot_argv(), "history", "--json"],
+        cwd=proj.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    runs = json.loads(shown.stdout)["runs"]
+    assert [r["command"] for r in runs] == ["repro", "repro"]
+    assert [r["args"]["trigger"] for r in runs] == ["changed: input.txt", "initial"]
+    assert all(r["args"]["watch"] is True and r["ok"] for r in runs)
+    assert [[s["stage"] for s in r["stages"]] for r in runs] == [["shout"], ["shout"]]

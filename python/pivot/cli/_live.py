@@ -1,83 +1,32 @@
-"""`repro`'s live options: `--watch`, `--debounce`, `--serve`, `--display tui|plain`, `--tui-log`.
+"""The live options of `repro`/`run`: `--display tui|plain`, `--tui-log`, and repro's
+`--watch`, `--debounce`, `--serve` (declared with the other run options by
+`_run_common.run_options`).
 
 This module wires front-ends (console, JSONL, TUI, socket server, event-log file) to the
 engine: a one-shot run with the TUI, or the watch loop (`pivot.engine.watch`) with any of them.
+Every run, of the loop too, is recorded in the history (`pivot history`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+from pivot.cli import _common
+
 if TYPE_CHECKING:
+    from pivot.cli._run_common import RunArgs
     from pivot.cli.output import ConsoleSink, JsonlSink
     from pivot.engine.context import Context
     from pivot.engine.events import RunSummary, StageResult
-    from pivot.engine.runner import RunOptions
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-DISPLAYS = ("tui", "plain")
-
-
-def live_options(func: F) -> F:
-    """The live-loop options of `repro` (docs/cli.md): watch options, then display options."""
-    return watch_options(display_options(func))
-
-
-def watch_options(func: F) -> F:
-    """`--watch`, `--debounce`, `--serve` (repro only)."""
-    options = [
-        click.option(
-            "--watch",
-            is_flag=True,
-            help="Run, then re-run what each change to data, params or code makes stale.",
-        ),
-        click.option(
-            "--debounce",
-            type=click.IntRange(min=0),
-            default=None,
-            metavar="MS",
-            help="With --watch: wait for MS milliseconds of quiet before re-running (300).",
-        ),
-        click.option(
-            "--serve",
-            is_flag=True,
-            help="With --watch: accept JSON-RPC on .pivot/tmp/serve.sock (docs/serve.md).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def display_options(func: F) -> F:
-    """`--display`, `--tui-log` (repro and run)."""
-    options = [
-        click.option(
-            "--display",
-            type=click.Choice(DISPLAYS),
-            default=None,
-            help="tui: a live table of stages (needs the 'tui' extra); plain: lines on stderr. "
-            "Default: tui on a terminal when textual is installed.",
-        ),
-        click.option(
-            "--tui-log",
-            type=click.Path(dir_okay=False, path_type=pathlib.Path),
-            default=None,
-            metavar="PATH",
-            help="Also write every run event (stage output included) to PATH as JSONL.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    from pivot.results.history import RunRecorder
 
 
 def textual_available() -> bool:
@@ -93,14 +42,12 @@ def check_usage(
     serve: bool,
     display: str | None,
     as_json: bool,
-    dry_run: bool,
 ) -> None:
+    """Usage errors of the live options (repro's own: `--watch` with `--dry-run`)."""
     if serve and not watch:
         raise click.UsageError("--serve requires --watch")
     if debounce is not None and not watch:
         raise click.UsageError("--debounce requires --watch")
-    if watch and dry_run:
-        raise click.UsageError("--watch cannot be combined with --dry-run or --explain")
     if display == "tui":
         if as_json:
             raise click.UsageError("--display tui cannot be combined with --json (both use stdout)")
@@ -192,6 +139,37 @@ class JsonlObserver:
         )
 
 
+class HistoryObserver:
+    """Records every run of the watch loop (initial, on change, requested over `--serve`) in
+    the history, as a one-shot `repro` records its run; the trigger is kept with the args."""
+
+    def __init__(
+        self, command: str, params: Mapping[str, Any], context: Callable[[], Context | None]
+    ) -> None:
+        self.command = command
+        self.params = dict(params)
+        self.context = context  # the loop's current pipeline (the one the run used)
+        self.recorder: RunRecorder | None = None
+
+    def run_started(self, run_id: int, trigger: str, stages: list[str]) -> None:
+        from pivot.results.history import RunRecorder
+
+        self.recorder = RunRecorder(self.command, {**self.params, "trigger": trigger})
+
+    def stage_start(self, stage: str, index: int, total: int) -> None:
+        """Only completed stages are recorded."""
+
+    def stage_complete(self, result: StageResult, index: int, total: int) -> None:
+        if self.recorder is not None:
+            self.recorder.stage_complete(result, index, total)
+
+    def run_finished(self, run_id: int, summary: RunSummary) -> None:
+        ctx = self.context()
+        if self.recorder is not None and ctx is not None:
+            self.recorder.save(ctx.project, summary)
+        self.recorder = None
+
+
 def _open_log(path: pathlib.Path) -> TextIO:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,31 +181,25 @@ def _open_log(path: pathlib.Path) -> TextIO:
 
 
 # --- one-shot run with the TUI or an event log ------------------------------------------------
-def run_once(
-    click_ctx: click.Context,
-    ctx: Context,
-    order: list[str],
-    opts: RunOptions,
-    *,
-    display: str,
-    as_json: bool,
-    show_output: bool,
-    tui_log: pathlib.Path | None,
-) -> None:
-    """`repro` without --watch, with the TUI and/or --tui-log; exit 1 on failure, 130 if quit."""
+def run_once(click_ctx: click.Context, ctx: Context, order: list[str], run_args: RunArgs) -> None:
+    """`repro`/`run` without --watch, with the TUI and/or --tui-log; exit 1 on failure, 130 if
+    quit."""
     from pivot.cli import output
-    from pivot.cli._run_common import global_flag
     from pivot.engine import runner
+    from pivot.results.history import RunRecorder
 
-    quiet = global_flag(click_ctx, "quiet")
+    quiet = _common.quiet(click_ctx)
+    display, as_json, show_output = run_args.display, run_args.as_json, run_args.show_output
+    tui_log = run_args.tui_log
+    opts = dataclasses.replace(run_args.options, stream_output=True)
     log = _open_log(tui_log) if tui_log is not None else None
-    observers: list[Any] = []
+    recorder = RunRecorder(click_ctx.info_name or "run", click_ctx.params)  # `pivot history`
+    observers: list[Any] = [recorder]
     try:
         if log is not None:
             log_sink = output.JsonlSink(log, show_output=True)
             log_sink.begin()
             observers.append(JsonlObserver(log_sink))
-        opts.stream_output = True
         if display != "tui":
             main: Any
             if as_json:
@@ -236,9 +208,11 @@ def run_once(
                 main = output.ConsoleSink(quiet=quiet, show_output=show_output)
             main.begin()
             summary = runner.run(ctx, order, opts, [main, *observers])
+            recorder.save(ctx.project, summary)
             main.finish(summary)
             for o in observers:
-                o.run_finished(0, summary)
+                if o is not recorder:
+                    o.run_finished(0, summary)
             if not summary.ok:
                 click_ctx.exit(1)
             return
@@ -250,7 +224,8 @@ def run_once(
 
         def work(app: PivotApp) -> None:
             sinks = [app.sink, *observers]
-            for o in sinks:
+            shown = [o for o in sinks if o is not recorder]
+            for o in shown:
                 o.run_started(1, "repro", order)
             try:
                 summary = runner.run(ctx, order, opts, sinks, cancel=cancel)
@@ -259,7 +234,8 @@ def run_once(
                 app.post_finished(None)
                 return
             box["summary"] = summary
-            for o in sinks:
+            recorder.save(ctx.project, summary)
+            for o in shown:
                 o.run_finished(1, summary)
             app.post_finished(summary, exit_after=True)
 
@@ -292,31 +268,22 @@ def run_once(
 
 # --- the watch loop ---------------------------------------------------------------------------
 def watch(
-    click_ctx: click.Context,
-    *,
-    cwd: pathlib.Path,
-    cache_dir: pathlib.Path | None,
-    targets: list[str],
-    opts: RunOptions,
-    debounce: int | None,
-    serve: bool,
-    display: str,
-    as_json: bool,
-    show_output: bool,
-    tui_log: pathlib.Path | None,
+    click_ctx: click.Context, *, cwd: pathlib.Path, targets: list[str], run_args: RunArgs
 ) -> None:
-    """`repro --watch`: runs until Ctrl-C (exit 130) or, in the TUI, until quit (exit 0)."""
+    """`repro --watch`: runs until Ctrl-C (exit 130) or, in the TUI, until quit (exit 0).
+    `targets` are stage names, matrix groups or patterns, expanded on every reload."""
     from pivot.cli import output
-    from pivot.cli._run_common import global_flag
     from pivot.engine import watch as engine_watch
 
-    quiet = global_flag(click_ctx, "quiet")
-    opts.stream_output = True
+    quiet = _common.quiet(click_ctx)
+    display, as_json, show_output = run_args.display, run_args.as_json, run_args.show_output
+    tui_log, debounce = run_args.tui_log, run_args.debounce_ms
     settings = engine_watch.WatchSettings(
         cwd=cwd,
-        cache_dir=cache_dir,
+        cache_dir=run_args.cache_dir,
+        all_pipelines=run_args.all_pipelines,
         targets=targets,
-        opts=opts,
+        opts=dataclasses.replace(run_args.options, stream_output=True),
         debounce_ms=engine_watch.DEFAULT_DEBOUNCE_MS if debounce is None else debounce,
     )
     observers: list[Any] = []
@@ -338,12 +305,15 @@ def watch(
                 ),
             )
     loop = engine_watch.WatchLoop(settings, observers)
+    loop.observers.append(
+        HistoryObserver(click_ctx.info_name or "repro", click_ctx.params, lambda: loop.ctx)
+    )
     server = None
-    if serve:
+    if run_args.serve:
         from pivot.cli._serve import Server, socket_path
-        from pivot.project import Project
+        from pivot.project import open_project
 
-        project = Project.load(loop.root, cache_dir)
+        project = open_project(loop.root, run_args.cache_dir)
         server = Server(loop, socket_path(project.tmp_dir))
         server.start()
         loop.observers.append(server)

@@ -275,9 +275,9 @@ class Server:
         if ctx is not None:
             # A private fingerprint cache: the loop's thread may be planning at the same time.
             mine = dataclasses.replace(
-                ctx, fingerprints=FingerprintCache.load(ctx.project.state_dir)
+                ctx, _fingerprints=FingerprintCache.load(ctx.project.state_dir)
             )
-            order = ctx.graph.order(loop.settings.targets or None)
+            order = ctx.graph.order(loop.targets or None)
             decisions = plan.decide(mine, order)
             for name in order:
                 d = decisions[name]

@@ -1,4 +1,5 @@
-"""What a run reports: per-stage results, the run summary, and the sink protocol."""
+"""What the engine reports: per-stage results, the run summary, progress, and the sink
+protocols. The engine never displays anything itself: the CLI's sinks do (`pivot.cli.output`)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,19 @@ class CollectSink:
 
     def stage_output(self, stage: str, line: str) -> None:
         self.output.append((stage, line))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a long operation (`commit`) has got."""
+
+    stages: int  # stages finished (recorded or failed)
+    total: int  # stages to record
+    files: int  # files put into the cache so far
+    bytes: int  # their bytes
+
+
+class ProgressSink(Protocol):
+    """Receives `Progress` a few times a second, always on the calling (main) thread."""
+
+    def progress(self, progress: Progress) -> None: ...

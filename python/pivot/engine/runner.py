@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pivot.config import resolve_jobs
 from pivot.engine import plan, record
 from pivot.engine.events import RunSummary, Sink, StageResult, Status, emit_output
 from pivot.engine.execlock import StageLock
@@ -53,7 +54,7 @@ class RunOptions:
     force: bool = False
     keep_going: bool = False
     no_commit: bool = False
-    jobs: int | None = None  # default: config core.jobs, else CPU count
+    jobs: int | None = None  # None: `resolve_jobs` (config core.jobs, else CPU count)
     checkout_missing: bool = False
     allow_uncached_incremental: bool = False
     # Stream each running stage's stdout/stderr to the sinks' `stage_output`, line by line.
@@ -90,7 +91,7 @@ def run(
     if opts.checkout_missing:
         from pivot.engine.checkout import restore_missing_tracked
 
-        restore_missing_tracked(ctx)
+        restore_missing_tracked(ctx, jobs=opts.jobs)
     decisions = plan.decide(ctx, order, force=opts.force)
     sched = _Scheduler(ctx, order, decisions, opts, sinks, cancel)
     try:
@@ -168,7 +169,7 @@ class _Scheduler:
         self.thread_futs: dict[Future[Any], tuple[str, JobKind, plan.Decision, str]] = {}
         self.stopping = False
         self.stopping_cancel = False
-        self.jobs = opts.jobs or ctx.config.jobs or os.cpu_count() or 1
+        self.jobs = resolve_jobs(opts.jobs, ctx.config)
         self.to_run = sum(1 for d in decisions.values() if d.will_run and not d.restore)
         self.executor: ProcessPoolExecutor | None = None
         self.threads = ThreadPoolExecutor(
@@ -307,7 +308,7 @@ class _Scheduler:
 
     def _record(self, name: str, state: plan.StageState) -> None:
         outs = record.collect_outputs(self.ctx, name, insert=not self.opts.no_commit)
-        if not self.opts.no_commit:  # --no-commit: hashed only, nothing durable (seed 004)
+        if not self.opts.no_commit:  # --no-commit: hashed only, nothing durable (docs/cli.md)
             record.write_records(self.ctx, name, state, outs)
 
     # --- worker processes ------------------------------------------------------------------
@@ -342,10 +343,12 @@ class _Scheduler:
             if previous is not None and not ctx.cache.contains(previous):
                 previous = None
             incremental.append(worker.IncrementalPrep(str(ctx.abspath(key)), previous))
+        # A stage merged by `--all` is loaded by the worker from its own pipeline file.
+        origin_dir, origin_name = ctx.pipeline.origins.get(name, (ctx.cwd, name))
         task = worker.WorkerTask(
-            stage=name,
+            stage=origin_name,
             root=str(ctx.root),
-            cwd=str(ctx.cwd),
+            cwd=str(origin_dir),
             remove=tuple(str(ctx.abspath(o.path)) for o in stage.outs if o.kind != "incremental"),
             incremental=tuple(incremental),
             cache_dir=str(ctx.cache.cache_dir),

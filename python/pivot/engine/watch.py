@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from pivot.engine import runner
 from pivot.exceptions import PivotError, UnknownStageError
+from pivot.selection import expand_stages
 
 if TYPE_CHECKING:
     from pivot.engine.context import Context
@@ -66,7 +67,10 @@ _CONFIG_NAMES = frozenset({"pivot.yaml", "pivot.yml", "params.yaml"})
 class WatchSettings:
     cwd: Path
     cache_dir: Path | None = None
-    targets: list[str] = field(default_factory=list)  # empty: the whole pipeline
+    all_pipelines: bool = False  # --all: every pipeline file at or below `cwd`, as one graph
+    # Empty: the whole pipeline. Names, matrix groups or patterns (`pivot.selection`),
+    # expanded against each reloaded pipeline.
+    targets: list[str] = field(default_factory=list)
     opts: runner.RunOptions = field(default_factory=runner.RunOptions)
     debounce_ms: int = DEFAULT_DEBOUNCE_MS
 
@@ -233,6 +237,7 @@ class WatchLoop:
         self.root = find_root(settings.cwd)
         self._load = load or self._default_load
         self.ctx: Context | None = None  # the last good pipeline
+        self.targets: list[str] = []  # settings.targets expanded against `ctx`
         self.error: str | None = None  # why the current files do not load, if they do not
         self.filter = PathFilter(self.root)
         self.requests: queue.Queue[_Request] = queue.Queue()
@@ -253,7 +258,7 @@ class WatchLoop:
         if stages:
             if ctx is None:
                 raise PivotError("no pipeline loaded yet")
-            ctx.graph.check_names(list(stages))
+            stages = expand_stages(stages, ctx.graph.names)
         run_id = next(self._ids)
         self.requests.put(_Request("run", stages=list(stages or []), force=force, run_id=run_id))
         return run_id
@@ -279,7 +284,7 @@ class WatchLoop:
             # Watch before loading and the initial run: an edit made meanwhile is not lost.
             self._start_watcher()
             if self._reload():
-                self._run(self.settings.targets, self.settings.opts.force, "initial")
+                self._run(self.targets, self.settings.opts.force, "initial")
             while not self._stop.is_set():
                 _call(self.observers, "watching")
                 batch = self._next_batch()
@@ -320,27 +325,30 @@ class WatchLoop:
             # functions no longer match their source (fingerprints), nor would workers load.
             if self.error is None and self.ctx is not None:
                 shown = ", ".join(changed[:3]) + (", …" if len(changed) > 3 else "")
-                self._run(self.settings.targets, False, f"changed: {shown}")
+                self._run(self.targets, False, f"changed: {shown}")
         for r in batch:
             if r.kind != "run":
                 continue
             if self.error is not None or self.ctx is None:
                 _call(self.observers, "pipeline_error", self.error or "", self.ctx is not None)
                 continue
-            self._run(r.stages or self.settings.targets, r.force, "requested", r.run_id)
+            self._run(r.stages or self.targets, r.force, "requested", r.run_id)
 
     def _default_load(self) -> Context:
         from pivot.engine.context import load_context
 
-        return load_context(self.settings.cwd, cache_dir=self.settings.cache_dir)
+        return load_context(
+            self.settings.cwd,
+            cache_dir=self.settings.cache_dir,
+            all_pipelines=self.settings.all_pipelines,
+        )
 
     def _reload(self) -> bool:
         """Import the pipeline afresh; on failure keep the last good one and say why."""
         purge_user_modules(self.root)
         try:
             ctx = self._load()
-            if self.settings.targets:
-                ctx.graph.check_names(self.settings.targets)
+            targets = expand_stages(self.settings.targets, ctx.graph.names)
         except (PivotError, SyntaxError, ImportError, OSError) as e:
             self.error = " ".join(str(e).split()) or type(e).__name__
             _call(self.observers, "pipeline_error", self.error, self.ctx is not None)
@@ -349,7 +357,7 @@ class WatchLoop:
             self.error = f"{type(e).__name__}: {' '.join(str(e).split())}"
             _call(self.observers, "pipeline_error", self.error, self.ctx is not None)
             return False
-        self.ctx, self.error = ctx, None
+        self.ctx, self.targets, self.error = ctx, targets, None
         self.filter.update(ctx)
         return True
 

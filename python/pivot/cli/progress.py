@@ -3,7 +3,8 @@
 On a terminal, rich redraws one transient line. Elsewhere (CI logs, `2> file`) redrawing is
 impossible and silence looks like a hang, so a plain line is printed at most every
 `PIVOT_PROGRESS_INTERVAL` seconds (default 5; the first one only after that long, so quick
-commands print nothing). Used by `commit` and `checkout`; `push`/`pull` can reuse it.
+commands print nothing). The engine only reports (a `ProgressSink`, a callback); the CLI
+draws: `output.CommitProgress` for `commit`, the `checkout` command. `push`/`pull` can reuse it.
 """
 
 from __future__ import annotations
