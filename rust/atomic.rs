@@ -46,7 +46,7 @@ pub fn temp_path_in(dir: &Path) -> PathBuf {
     dir.join(format!("{TEMP_PREFIX}{}-{n}-{r:08x}", std::process::id()))
 }
 
-/// Create (O_EXCL) a new temp file in `dir` with permission bits `mode` (before umask).
+/// Create (`O_EXCL`) a new temp file in `dir` with permission bits `mode` (before umask).
 pub fn create_temp_in(dir: &Path, mode: u32) -> Result<(PathBuf, File)> {
     loop {
         let p = temp_path_in(dir);
@@ -57,7 +57,7 @@ pub fn create_temp_in(dir: &Path, mode: u32) -> Result<(PathBuf, File)> {
             .open(&p)
         {
             Ok(f) => return Ok((p, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {} // taken: another name
             Err(e) => return Err(crate::error::Error::io(dir, e)),
         }
     }

@@ -8,11 +8,10 @@
 //! API used by the cache code:
 //! - `ensure_pool()` before any rayon work (sizes the global pool from `PIVOT_THREADS`);
 //! - `hash_bytes`, `hash_file`, `hash_files`, `hash_open_file(&mut File, size)`;
-//! - `HashingWriter` / `HashingReader` to hash the bytes in the same pass that copies them.
+//! - `hash_checked`: hash an open file and check that it did not change while it was read.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::fs::{File, Metadata};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Once};
 
@@ -20,14 +19,15 @@ use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
 use crate::mmap_guard::GuardedMap;
+use crate::stat::{self, Ctime};
 
 /// Files at least this large are hashed with `blake3::Hasher::update_rayon` on big chunks.
 ///
-/// Measured on this 2-core AVX2 VM (PyPI blake3 = same crate, in-memory, best of 30, machine
-/// busy with other builds so ±30%): one thread ~3.3 GB/s at every size; two threads are slower
-/// below 512 KiB (2.2 GB/s at 256 KiB), break even at 0.5–1 MiB (3.2–3.8 GB/s) and win from a few
-/// MiB. 4 MiB keeps a margin for the reader thread `hash_large` spawns per file, and below it
-/// `hash_files` already spreads many files over the cores.
+/// Measured on this 2-core AVX2 VM (the blake3 Python package = same crate, in-memory, best of
+/// 30, machine busy with other builds so ±30%): one thread ~3.3 GB/s at every size; two threads
+/// are slower below 512 KiB (2.2 GB/s at 256 KiB), break even at 0.5–1 MiB (3.2–3.8 GB/s) and
+/// win from a few MiB. 4 MiB keeps a margin for the reader thread `hash_large` spawns per file,
+/// and below it `hash_files` already spreads many files over the cores.
 pub const PARALLEL_THRESHOLD: u64 = 4 << 20;
 
 /// Read size for the multi-threaded path: a power of two so blake3 subtrees stay aligned across
@@ -59,9 +59,7 @@ pub fn ensure_pool() {
             .and_then(|s| s.trim().parse::<usize>().ok())
             .filter(|&n| n > 0)
             .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
             });
         // Fails only if something already built the global pool; then that pool is used.
         let _ = rayon::ThreadPoolBuilder::new()
@@ -103,14 +101,16 @@ pub fn hash_open_file(f: &mut File, size_hint: u64) -> io::Result<blake3::Hash> 
         return hash_large(f);
     }
     let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; SERIAL_CHUNK.min(size_hint as usize + 1).max(4096)];
+    // Below PARALLEL_THRESHOLD: the size fits usize.
+    let cap = usize::try_from(size_hint).map_or(SERIAL_CHUNK, |n| SERIAL_CHUNK.min(n + 1));
+    let mut buf = vec![0u8; cap.max(4096)];
     loop {
         match f.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 h.update(&buf[..n]);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
@@ -148,7 +148,8 @@ impl std::error::Error for Truncated {}
 
 /// Whether `e` is `hash_open_file`'s "file truncated while hashed" error.
 pub fn is_truncated(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|i| i.is::<Truncated>())
+    e.get_ref()
+        .is_some_and(<dyn std::error::Error + Send + Sync + 'static>::is::<Truncated>)
 }
 
 /// Large files: a reader thread fills one buffer while rayon hashes the previous one, so the
@@ -180,7 +181,7 @@ fn hash_large(f: &mut File) -> io::Result<blake3::Hash> {
             let _ = tx_empty.send(vec![0u8; PARALLEL_CHUNK]);
         }
         let mut h = blake3::Hasher::new();
-        for msg in rx_full.iter() {
+        for msg in &rx_full {
             let (buf, n) = msg?;
             h.update_rayon(&buf[..n]);
             let _ = tx_empty.send(buf);
@@ -196,11 +197,26 @@ pub fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         match f.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
     Ok(n)
+}
+
+/// Hash the open file `f` from its current position, `before` being the stat the caller took
+/// just before, then stat it again: the hash and that second stat when the two stats agree
+/// (`stat::unchanged` with `ctime`), `None` when the file changed meanwhile (the bytes read may
+/// not be the ones `before` describes). A truncation under the mapping is an error that
+/// `is_truncated` recognises.
+pub fn hash_checked(
+    f: &mut File,
+    before: &Metadata,
+    ctime: Ctime,
+) -> io::Result<Option<(blake3::Hash, Metadata)>> {
+    let h = hash_open_file(f, before.len())?;
+    let after = f.metadata()?;
+    Ok(stat::unchanged(before, &after, ctime).then_some((h, after)))
 }
 
 /// blake3 hex of a file's bytes; errors name the file. A file whose size, mtime or ctime changes
@@ -209,18 +225,12 @@ pub fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 pub fn hash_file(path: &Path) -> Result<String> {
     let mut f = File::open(path).at(path)?;
     let before = f.metadata().at(path)?;
-    let h = match hash_open_file(&mut f, before.len()) {
-        Err(e) if is_truncated(&e) => return Err(source_changed(path)),
-        r => r.at(path)?,
-    };
-    let after = f.metadata().at(path)?;
-    let same = before.len() == after.len()
-        && (before.mtime(), before.mtime_nsec()) == (after.mtime(), after.mtime_nsec())
-        && (before.ctime(), before.ctime_nsec()) == (after.ctime(), after.ctime_nsec());
-    if !same {
-        return Err(source_changed(path));
+    match hash_checked(&mut f, &before, Ctime::Compare) {
+        Ok(Some((h, _))) => Ok(hex(&h)),
+        Ok(None) => Err(source_changed(path)),
+        Err(e) if is_truncated(&e) => Err(source_changed(path)),
+        Err(e) => Err(Error::io(path, e)),
     }
-    Ok(hex(&h))
 }
 
 fn source_changed(path: &Path) -> Error {
@@ -236,77 +246,6 @@ pub fn hash_files(paths: &[PathBuf]) -> Result<Vec<String>> {
     paths.par_iter().map(|p| hash_file(p)).collect()
 }
 
-/// A writer that hashes every byte written through it (hash-while-copying).
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: blake3::Hasher,
-    written: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: blake3::Hasher::new(),
-            written: 0,
-        }
-    }
-    /// Bytes written so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-    /// The digest so far and the inner writer.
-    pub fn finish(self) -> (blake3::Hash, W) {
-        (self.hasher.finalize(), self.inner)
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// A reader that hashes every byte read through it (e.g. hash while `io::copy`-ing to a temp).
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: blake3::Hasher,
-    read: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: blake3::Hasher::new(),
-            read: 0,
-        }
-    }
-    /// Bytes read so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.read
-    }
-    /// The digest so far and the inner reader.
-    pub fn finish(self) -> (blake3::Hash, R) {
-        (self.hasher.finalize(), self.inner)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
-}
-
 /// True if `s` is a 64-character lowercase hex blake3 digest.
 pub fn is_hex64(s: &str) -> bool {
     s.len() == 64
@@ -317,10 +256,11 @@ pub fn is_hex64(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn data(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 31 % 251) as u8).collect()
+        (0..n)
+            .map(|i| u8::try_from(i * 31 % 251).unwrap())
+            .collect()
     }
 
     #[test]
@@ -340,7 +280,7 @@ mod tests {
             1023,
             1024,
             (1 << 20) + 1,
-            PARALLEL_THRESHOLD as usize + 7,
+            usize::try_from(PARALLEL_THRESHOLD).unwrap() + 7,
             PARALLEL_CHUNK * 2 + 3,
         ];
         let mut paths = vec![];
@@ -359,40 +299,40 @@ mod tests {
     #[test]
     fn mmap_threshold_sizes_match_bytes_hash() {
         let d = tempfile::tempdir().unwrap();
-        let t = MMAP_THRESHOLD as usize;
+        let t = usize::try_from(MMAP_THRESHOLD).unwrap();
         for n in [t - 1, t, t + 1, 3 * t + 7] {
-            let p = d.path().join(format!("f{n}"));
-            std::fs::write(&p, data(n)).unwrap();
+            let path = d.path().join(format!("f{n}"));
+            std::fs::write(&path, data(n)).unwrap();
             assert_eq!(
-                hash_file(&p).unwrap(),
+                hash_file(&path).unwrap(),
                 hex(&blake3::hash(&data(n))),
                 "size {n}"
             );
             // From a non-zero position, as `hash_open_file` promises.
-            let mut f = File::open(&p).unwrap();
-            f.seek(SeekFrom::Start(5)).unwrap();
-            let h = hash_open_file(&mut f, n as u64).unwrap();
-            assert_eq!(h, blake3::hash(&data(n)[5..]));
+            let mut file = File::open(&path).unwrap();
+            file.seek(SeekFrom::Start(5)).unwrap();
+            let digest = hash_open_file(&mut file, n as u64).unwrap();
+            assert_eq!(digest, blake3::hash(&data(n)[5..]));
         }
     }
 
     #[test]
     fn truncated_while_hashing_is_source_changed_not_sigbus() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("big");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
         let n: u64 = 256 << 20;
         let head = data(1 << 20);
         std::fs::write(&p, &head).unwrap();
-        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-        f.set_len(n).unwrap(); // sparse tail of zeros
+        let file = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        file.set_len(n).unwrap(); // sparse tail of zeros
         let full = hash_file(&p).unwrap();
         let stop = std::sync::atomic::AtomicBool::new(false);
         let mut changed = 0;
         std::thread::scope(|s| {
             s.spawn(|| {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    f.set_len(head.len() as u64).unwrap();
-                    f.set_len(n).unwrap();
+                    file.set_len(head.len() as u64).unwrap();
+                    file.set_len(n).unwrap();
                 }
             });
             for _ in 0..20 {
@@ -414,21 +354,6 @@ mod tests {
     fn missing_file_names_path() {
         let e = hash_file(Path::new("/no/such/file")).unwrap_err();
         assert!(e.to_string().contains("/no/such/file"));
-    }
-
-    #[test]
-    fn hashing_writer_and_reader() {
-        let src = data(100_000);
-        let mut w = HashingWriter::new(Vec::new());
-        w.write_all(&src).unwrap();
-        assert_eq!(w.written(), 100_000);
-        let (h, out) = w.finish();
-        assert_eq!(out, src);
-        assert_eq!(h, blake3::hash(&src));
-        let mut r = HashingReader::new(&src[..]);
-        let mut sink = Vec::new();
-        std::io::copy(&mut r, &mut sink).unwrap();
-        assert_eq!(r.finish().0, blake3::hash(&src));
     }
 
     #[test]

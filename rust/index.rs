@@ -1,5 +1,5 @@
-//! The stat index: (dev, inode) → (size, mtime_ns, ctime_ns, recorded_ns, hash), so that an
-//! unchanged file costs one stat and no read. Disposable: missing, corrupt or unreadable means
+//! The stat index: (dev, inode) → (size, `mtime_ns`, `ctime_ns`, `recorded_ns`, hash), so that
+//! an unchanged file costs one stat and no read. Disposable: missing, corrupt or unreadable means
 //! "start empty", never "trust".
 //!
 //! File: `<state_dir>/index/stat.idx` (format in docs/formats.md, "Stat index"), written with
@@ -27,18 +27,18 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata, OpenOptions};
+use std::hash::BuildHasherDefault;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rayon::prelude::*;
-
 use crate::atomic;
+use crate::counters;
 use crate::error::{Error, IoContext, Result};
 use crate::hash;
-use crate::manifest;
+use crate::stat::{ctime_ns, mtime_ns, Ctime};
 
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
 /// How far the kernel's coarse timestamp clock may lag the wall clock, with a wide margin (it
@@ -54,9 +54,9 @@ const REC_LEN: usize = 80;
 type Key = (u64, u64); // (dev, ino)
 
 /// FxHash-style hasher for (dev, ino) keys. Keys come from our own stat calls, not from an
-/// adversary, so SipHash's DoS resistance buys nothing; this multiplicative mix is several
-/// times cheaper per lookup (100k lookups per no-op `hash_path` of a large tree) and needs no
-/// extra crate.
+/// adversary, so `SipHash`'s resistance to flooding buys nothing; this multiplicative mix is
+/// several times cheaper per lookup (100k lookups per no-op `hash_path` of a large tree) and
+/// needs no extra crate.
 #[derive(Default, Clone, Copy)]
 pub struct KeyHasher(u64);
 
@@ -78,7 +78,7 @@ impl std::hash::Hasher for KeyHasher {
 }
 
 /// The in-memory index map.
-pub type Map = HashMap<Key, Rec, std::hash::BuildHasherDefault<KeyHasher>>;
+pub type Map = HashMap<Key, Rec, BuildHasherDefault<KeyHasher>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rec {
@@ -90,38 +90,6 @@ pub struct Rec {
     pub hash: [u8; 32],
 }
 
-// Process-wide counters, exposed to tests through `_native._debug_stats()`.
-static FILES_READ: AtomicU64 = AtomicU64::new(0);
-static BYTES_READ: AtomicU64 = AtomicU64::new(0);
-static INDEX_HITS: AtomicU64 = AtomicU64::new(0);
-static INDEX_REBUILT: AtomicU64 = AtomicU64::new(0);
-
-/// Count one trusted index entry (a file or object not read).
-pub fn count_hit() {
-    INDEX_HITS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Count `n` trusted index entries at once.
-pub fn count_hits(n: u64) {
-    INDEX_HITS.fetch_add(n, Ordering::Relaxed);
-}
-
-/// Count one file of `bytes` read to hash it.
-pub fn count_read(bytes: u64) {
-    FILES_READ.fetch_add(1, Ordering::Relaxed);
-    BYTES_READ.fetch_add(bytes, Ordering::Relaxed);
-}
-
-/// (name, value) of the debug counters.
-pub fn debug_stats() -> Vec<(&'static str, u64)> {
-    vec![
-        ("files_read", FILES_READ.load(Ordering::Relaxed)),
-        ("bytes_read", BYTES_READ.load(Ordering::Relaxed)),
-        ("index_hits", INDEX_HITS.load(Ordering::Relaxed)),
-        ("index_rebuilt", INDEX_REBUILT.load(Ordering::Relaxed)),
-    ]
-}
-
 /// `Index::stamp` of `idx` (0 without an index: nothing is recorded then).
 pub fn stamp(idx: Option<&Index>) -> i64 {
     idx.map_or(0, Index::stamp)
@@ -130,16 +98,7 @@ pub fn stamp(idx: Option<&Index>) -> i64 {
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
-fn mtime_ns(m: &Metadata) -> i64 {
-    m.mtime() * 1_000_000_000 + m.mtime_nsec()
-}
-
-fn ctime_ns(m: &Metadata) -> i64 {
-    m.ctime() * 1_000_000_000 + m.ctime_nsec()
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn key(m: &Metadata) -> Key {
@@ -200,7 +159,7 @@ impl Index {
         }
         let (base, warning) = load_snapshot(&Index::file(&dir));
         if let Some(w) = &warning {
-            INDEX_REBUILT.fetch_add(1, Ordering::Relaxed);
+            counters::count_rebuilt();
             warn(w);
         }
         Index {
@@ -240,22 +199,11 @@ impl Index {
     /// an earlier stamp is only more conservative.
     pub fn stamp(&self) -> i64 {
         *self.stamp.get_or_init(|| match self.local_dev {
-            Some(_) => fs_clock(&self.dir)
-                .map(|t| t.min(now_ns()))
-                .unwrap_or_else(|| now_ns() - CLOCK_LAG_NS),
+            Some(_) => {
+                fs_clock(&self.dir).map_or_else(|| now_ns() - CLOCK_LAG_NS, |t| t.min(now_ns()))
+            }
             None => now_ns(),
         })
-    }
-
-    pub fn len(&self) -> usize {
-        let extra = self.overlay.as_ref().map_or(0, |o| {
-            o.keys().filter(|k| !self.base.contains_key(k)).count()
-        });
-        self.base.len() + extra
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The hash recorded for a file with this (l)stat, if the entry is still trustworthy.
@@ -273,7 +221,7 @@ impl Index {
         let r = self.get(&(st.st_dev, st.st_ino))?;
         let mt = st.st_mtime * 1_000_000_000 + st.st_mtime_nsec;
         let ct = st.st_ctime * 1_000_000_000 + st.st_ctime_nsec;
-        let fresh = r.size == st.st_size as u64 && r.mtime_ns == mt && r.ctime_ns == ct;
+        let fresh = r.size == st.st_size.cast_unsigned() && r.mtime_ns == mt && r.ctime_ns == ct;
         let racy = mt >= r.recorded_ns - self.window(st.st_dev);
         (fresh && !racy).then_some(r.hash)
     }
@@ -372,7 +320,7 @@ fn local_fs_dev(path: &Path) -> Option<u64> {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: statfs into a zeroed struct with a valid NUL-terminated path.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+    if unsafe { libc::statfs(c.as_ptr(), &raw mut st) } != 0 {
         return None;
     }
     #[allow(clippy::unnecessary_cast)] // f_type's width differs between libc targets
@@ -560,7 +508,7 @@ pub fn decode(data: &[u8]) -> std::result::Result<Map, &'static str> {
     if u32::from_le_bytes(data[8..12].try_into().unwrap()) != VERSION {
         return Err("of an unknown version");
     }
-    let n = u64_at(16) as usize;
+    let n = usize::try_from(u64_at(16)).map_err(|_| "truncated")?;
     if n.checked_mul(REC_LEN)
         .and_then(|b| b.checked_add(HEADER_LEN + 32))
         != Some(data.len())
@@ -571,7 +519,7 @@ pub fn decode(data: &[u8]) -> std::result::Result<Map, &'static str> {
     if blake3::hash(body).as_bytes() != &data[data.len() - 32..] {
         return Err("corrupt (checksum mismatch)");
     }
-    let mut map = Map::with_capacity_and_hasher(n, Default::default());
+    let mut map = Map::with_capacity_and_hasher(n, BuildHasherDefault::default());
     for j in 0..n {
         let o = HEADER_LEN + j * REC_LEN;
         let rec = Rec {
@@ -586,10 +534,6 @@ pub fn decode(data: &[u8]) -> std::result::Result<Map, &'static str> {
     Ok(map)
 }
 
-fn same_content_stat(a: &Metadata, b: &Metadata) -> bool {
-    a.len() == b.len() && mtime_ns(a) == mtime_ns(b) && ctime_ns(a) == ctime_ns(b)
-}
-
 /// Hash a regular file, via the index when it has a trusted entry for `seen` (the caller's
 /// stat of `path`). Returns the hash and the metadata the hash describes. A file that changes
 /// while it is read is `Error::SourceChanged`.
@@ -599,14 +543,17 @@ pub fn hash_file_with(
     idx: Option<&Index>,
 ) -> Result<(String, Metadata)> {
     if let Some(h) = idx.and_then(|i| i.lookup(seen)) {
-        INDEX_HITS.fetch_add(1, Ordering::Relaxed);
+        counters::count_hits(1);
         return Ok((h, seen.clone()));
     }
     let recorded = stamp(idx);
     let mut f = File::open(path).at(path)?;
     let before = f.metadata().at(path)?;
-    let h = match hash::hash_open_file(&mut f, before.len()) {
-        Ok(h) => h,
+    let h = match hash::hash_checked(&mut f, &before, Ctime::Compare) {
+        Ok(r) => {
+            counters::count_read(before.len());
+            r.map(|(h, _)| h)
+        }
         // A guarded mmap saw the file shrink under it: report it like any other change.
         Err(e) if hash::is_truncated(&e) => {
             return Err(Error::SourceChanged {
@@ -616,82 +563,24 @@ pub fn hash_file_with(
         }
         Err(e) => return Err(e).at(path),
     };
-    let after = f.metadata().at(path)?;
-    FILES_READ.fetch_add(1, Ordering::Relaxed);
-    BYTES_READ.fetch_add(before.len(), Ordering::Relaxed);
-    if !same_content_stat(&before, &after) {
+    let Some(h) = h else {
         return Err(Error::SourceChanged {
             path: path.into(),
             msg: "size, mtime or ctime changed during hashing".into(),
         });
-    }
+    };
     if let Some(i) = idx {
         i.record(&before, recorded, &h);
     }
     Ok((hash::hex(&h), before))
 }
 
-/// What `hash_path` returns (Python `HashInfo`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathInfo {
-    pub hash: String,
-    pub size: u64,
-    pub nfiles: u64,
-    pub is_dir: bool,
-}
-
-fn hash_one(path: &Path, idx: Option<&Index>) -> Result<PathInfo> {
-    let meta = fs::metadata(path).at(path)?; // the top-level path may be a symlink: follow it
-    if meta.is_dir() {
-        let d = manifest::hash_dir_info(path, idx)?;
-        Ok(PathInfo {
-            hash: d.hash,
-            size: d.size,
-            nfiles: d.nfiles,
-            is_dir: true,
-        })
-    } else if meta.is_file() {
-        let (h, m) = hash_file_with(path, &meta, idx)?;
-        Ok(PathInfo {
-            hash: h,
-            size: m.len(),
-            nfiles: 1,
-            is_dir: false,
-        })
-    } else {
-        Err(Error::manifest(path, "not a regular file or directory"))
-    }
-}
-
+/// Save the index, warning (with `PIVOT_VERBOSE`) instead of failing: the index is an
+/// optimisation, failing to save it must not fail the operation that used it.
 pub fn save_quietly(idx: &Index) {
-    // The index is an optimisation: failing to save it must not fail the hash.
     if let Err(e) = idx.save() {
         warn(&format!("could not save the stat index: {e}"));
     }
-}
-
-/// Hash a file or directory; with `state_dir`, through the stat index (loaded and saved here).
-pub fn hash_path(path: &Path, state_dir: Option<&Path>) -> Result<PathInfo> {
-    let idx = state_dir.map(Index::load);
-    let r = hash_one(path, idx.as_ref())?;
-    if let Some(i) = &idx {
-        save_quietly(i);
-    }
-    Ok(r)
-}
-
-/// `hash_path` for many paths in parallel, sharing one index load and one save.
-pub fn hash_paths(paths: &[PathBuf], state_dir: Option<&Path>) -> Result<Vec<PathInfo>> {
-    hash::ensure_pool();
-    let idx = state_dir.map(Index::load);
-    let r: Result<Vec<PathInfo>> = paths
-        .par_iter()
-        .map(|p| hash_one(p, idx.as_ref()))
-        .collect();
-    if let Some(i) = &idx {
-        save_quietly(i);
-    }
-    r
 }
 
 #[cfg(test)]

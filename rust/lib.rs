@@ -3,21 +3,25 @@
 
 use pyo3::prelude::*;
 
-pub mod atomic;
-pub mod cache;
-pub mod error;
-pub mod hash;
-pub mod index;
-pub mod link;
-pub mod lock;
-pub mod manifest;
-pub mod mmap_guard;
-pub mod remote;
-pub mod restore;
-pub mod verify;
+mod atomic;
+mod cache;
+mod counters;
+mod error;
+mod hash;
+mod index;
+mod lock;
+mod manifest;
+mod manifest_diff;
+mod mmap_guard;
+mod paths;
+mod remote;
+mod stat;
 
 // === section: hashing, manifests, index, locks, atomic writes (core helper) ===
 
+// Wrappers take owned arguments (`PathBuf`, `String`, `Vec`): pyo3 extracts those from Python
+// objects, and they are what crosses into `py.detach` (docs/architecture.md, "Rust core").
+#[allow(clippy::needless_pass_by_value)]
 mod core_api {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
@@ -26,11 +30,12 @@ mod core_api {
     use pyo3::prelude::*;
     use pyo3::types::{PyBytes, PyDict, PyList};
 
+    use crate::cache::Cache;
     use crate::error::to_pyerr;
-    use crate::{atomic, hash, index, lock, manifest};
+    use crate::{atomic, counters, hash, index, lock, paths};
 
     /// Python `HashInfo`.
-    pub fn hash_info<'py>(py: Python<'py>, i: &index::PathInfo) -> PyResult<Bound<'py, PyDict>> {
+    pub fn hash_info<'py>(py: Python<'py>, i: &paths::PathInfo) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("hash", &i.hash)?;
         d.set_item("size", i.size)?;
@@ -62,7 +67,7 @@ mod core_api {
         state_dir: Option<PathBuf>,
     ) -> PyResult<Bound<'_, PyDict>> {
         let i = py
-            .detach(|| index::hash_path(&path, state_dir.as_deref()))
+            .detach(|| paths::hash_path(&path, state_dir.as_deref()))
             .map_err(to_pyerr)?;
         hash_info(py, &i)
     }
@@ -75,7 +80,7 @@ mod core_api {
         state_dir: Option<PathBuf>,
     ) -> PyResult<Bound<'_, PyList>> {
         let infos = py
-            .detach(|| index::hash_paths(&paths, state_dir.as_deref()))
+            .detach(|| paths::hash_paths(&paths, state_dir.as_deref()))
             .map_err(to_pyerr)?;
         let out = PyList::empty(py);
         for i in &infos {
@@ -91,7 +96,7 @@ mod core_api {
         dir_hash: String,
     ) -> PyResult<Bound<'_, PyList>> {
         let m = py
-            .detach(|| manifest::load_from_cache(&cache_dir, &dir_hash))
+            .detach(|| Cache::new(&cache_dir).read_manifest(&dir_hash))
             .map_err(to_pyerr)?;
         let out = PyList::empty(py);
         for e in &m.entries {
@@ -145,7 +150,7 @@ mod core_api {
 
     #[pyfunction]
     pub fn kill_point(name: &str) {
-        atomic::kill_point(name)
+        atomic::kill_point(name);
     }
 
     /// Defer stat-index saves to one write per index (`on=False` flushes and stops deferring).
@@ -158,7 +163,7 @@ mod core_api {
     #[pyfunction]
     pub fn _debug_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         let d = PyDict::new(py);
-        for (k, v) in index::debug_stats() {
+        for (k, v) in counters::debug_stats() {
             d.set_item(k, v)?;
         }
         Ok(d)
@@ -185,6 +190,7 @@ mod core_api {
 
 // === section: cache insert / restore / verify (cache helper) ===
 
+#[allow(clippy::needless_pass_by_value)] // owned arguments, as in `core_api`
 mod cache_api {
     use std::path::PathBuf;
 
@@ -192,9 +198,9 @@ mod cache_api {
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
 
+    use crate::cache::link::{self, LinkMode};
+    use crate::cache::{self, insert, restore, verify};
     use crate::error::to_pyerr;
-    use crate::link::{self, LinkMode};
-    use crate::{cache, restore, verify};
 
     fn modes(names: &[String]) -> PyResult<Vec<LinkMode>> {
         link::parse_modes(names).map_err(PyValueError::new_err)
@@ -202,16 +208,16 @@ mod cache_api {
 
     /// Insert a file or directory; the GIL is released for the whole walk/hash/link pass.
     #[pyfunction]
-    pub fn cache_insert<'py>(
-        py: Python<'py>,
+    pub fn cache_insert(
+        py: Python<'_>,
         path: PathBuf,
         cache_dir: PathBuf,
         state_dir: Option<PathBuf>,
         link_modes: Vec<String>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<Bound<'_, PyDict>> {
         let modes = modes(&link_modes)?;
         let i = py
-            .detach(|| cache::insert(&path, &cache_dir, state_dir.as_deref(), modes))
+            .detach(|| insert::insert(&path, &cache_dir, state_dir.as_deref(), modes))
             .map_err(to_pyerr)?;
         super::core_api::hash_info(py, &i)
     }
@@ -233,7 +239,7 @@ mod cache_api {
         let modes = modes(&link_modes)?;
         let m = py
             .detach(|| {
-                restore::restore_with(
+                restore::restore(
                     &dir_or_file_hash,
                     is_dir,
                     &dest,
@@ -244,6 +250,49 @@ mod cache_api {
             })
             .map_err(to_pyerr)?;
         Ok(m.as_str())
+    }
+
+    /// Restore some entries of cached directory `dir_hash` into the directory `dest`, leaving
+    /// the others untouched: those below `paths`, or with `paths=None` every missing one
+    /// (`cache::restore::partial` module doc). Returns a dict with
+    /// `restored`, `unchanged`, `refused` and `not_found`.
+    #[pyfunction]
+    #[pyo3(signature = (dir_hash, dest, cache_dir, link_modes, state_dir=None, paths=None, force=false))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn cache_restore_entries(
+        py: Python<'_>,
+        dir_hash: String,
+        dest: PathBuf,
+        cache_dir: PathBuf,
+        link_modes: Vec<String>,
+        state_dir: Option<PathBuf>,
+        paths: Option<Vec<String>>,
+        force: bool,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let modes = modes(&link_modes)?;
+        let sel = match paths {
+            Some(p) => restore::partial::Select::Paths(p),
+            None => restore::partial::Select::Missing,
+        };
+        let r = py
+            .detach(|| {
+                restore::partial::restore_partial(
+                    &dir_hash,
+                    &dest,
+                    &cache_dir,
+                    modes,
+                    state_dir.as_deref(),
+                    &sel,
+                    force,
+                )
+            })
+            .map_err(to_pyerr)?;
+        let d = PyDict::new(py);
+        d.set_item("restored", r.restored)?;
+        d.set_item("unchanged", r.unchanged)?;
+        d.set_item("refused", r.refused)?;
+        d.set_item("not_found", r.not_found)?;
+        Ok(d)
     }
 
     #[pyfunction]
@@ -290,7 +339,7 @@ mod cache_api {
     /// (files, bytes) inserted by this process so far; polled by the commit progress display.
     #[pyfunction]
     pub fn insert_progress() -> (u64, u64) {
-        cache::insert_progress()
+        insert::insert_progress()
     }
 
     pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -299,14 +348,83 @@ mod cache_api {
         m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
         m.add_function(wrap_pyfunction!(clean_stale_temps, m)?)?;
         m.add_function(wrap_pyfunction!(cache_restore, m)?)?;
+        m.add_function(wrap_pyfunction!(cache_restore_entries, m)?)?;
         m.add_function(wrap_pyfunction!(cache_contains, m)?)?;
         m.add_function(wrap_pyfunction!(cache_verify, m)?)?;
         Ok(())
     }
 }
 
+// === section: comparing revisions (results helper) ===
+
+#[allow(clippy::needless_pass_by_value)] // owned arguments, as in `core_api`
+mod results_api {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+
+    use pyo3::prelude::*;
+    use pyo3::types::{PyDict, PyList};
+
+    use crate::error::to_pyerr;
+    use crate::manifest_diff::{diff_sides, Side};
+
+    fn side<'a>(hash: Option<&'a str>, dir: Option<&'a Path>) -> Side<'a> {
+        match (dir, hash) {
+            (Some(d), _) => Side::Dir(d),
+            (None, Some(h)) => Side::Cached(h),
+            (None, None) => Side::Empty,
+        }
+    }
+
+    /// Files added / modified / deleted between two directory manifests (`None` = no
+    /// directory; `new_dir` = a workspace directory instead of `new_hash`). The GIL is released
+    /// while both sides are read and merged (10^6 entries: see `benchmarks/bench_results.py`).
+    #[pyfunction]
+    #[pyo3(signature = (cache_dir, old_hash, new_hash, new_dir=None, state_dir=None))]
+    pub fn manifest_diff(
+        py: Python<'_>,
+        cache_dir: PathBuf,
+        old_hash: Option<String>,
+        new_hash: Option<String>,
+        new_dir: Option<PathBuf>,
+        state_dir: Option<PathBuf>,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let d = py
+            .detach(|| {
+                diff_sides(
+                    &cache_dir,
+                    side(old_hash.as_deref(), None),
+                    side(new_hash.as_deref(), new_dir.as_deref()),
+                    state_dir.as_deref(),
+                )
+            })
+            .map_err(to_pyerr)?;
+        let out = PyDict::new(py);
+        for (key, paths) in [
+            ("added", &d.added),
+            ("modified", &d.modified),
+            ("deleted", &d.deleted),
+        ] {
+            let list = PyList::empty(py);
+            for p in paths {
+                // Decoded like os.fsdecode, as read_manifest does.
+                list.append(OsStr::from_bytes(p))?;
+            }
+            out.set_item(key, list)?;
+        }
+        Ok(out)
+    }
+
+    pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_function(wrap_pyfunction!(manifest_diff, m)?)?;
+        Ok(())
+    }
+}
+
 // === section: remote storage (push / fetch; docs/remote.md) ===
 
+#[allow(clippy::needless_pass_by_value)] // owned arguments, as in `core_api`
 mod remote_api {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
@@ -375,7 +493,7 @@ mod remote_api {
             Ok(PyRemote { inner })
         }
 
-        /// Publish objects (hash, is_dir); see `remote::push`.
+        /// Publish objects (hash, `is_dir`); see `remote::push`.
         fn push<'py>(
             &self,
             py: Python<'py>,
@@ -394,7 +512,7 @@ mod remote_api {
             Ok(d)
         }
 
-        /// Bring objects (hash, is_dir) into the cache, verified; see `remote::fetch`.
+        /// Bring objects (hash, `is_dir`) into the cache, verified; see `remote::fetch`.
         fn fetch<'py>(
             &self,
             py: Python<'py>,
@@ -413,7 +531,7 @@ mod remote_api {
             Ok(d)
         }
 
-        /// Whether the remote has each (hash, is_dir, size) item, directories file by file.
+        /// Whether the remote has each (hash, `is_dir`, size) item, directories file by file.
         fn contains(
             &self,
             py: Python<'_>,
@@ -470,9 +588,10 @@ mod remote_api {
 }
 
 #[pymodule]
-fn _native(_m: &Bound<'_, PyModule>) -> PyResult<()> {
-    core_api::register(_m)?;
-    cache_api::register(_m)?;
-    remote_api::register(_m)?;
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    core_api::register(m)?;
+    cache_api::register(m)?;
+    results_api::register(m)?;
+    remote_api::register(m)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
-from pivot.types import HashInfo, ManifestEntry, VerifyReport
+from pivot.types import HashInfo, ManifestEntry, PartialRestore, VerifyReport
 
 __all__ = [
     "Remote",
@@ -11,6 +11,7 @@ __all__ = [
     "cache_contains",
     "cache_insert",
     "cache_restore",
+    "cache_restore_entries",
     "cache_verify",
     "clean_stale_temps",
     "hash_file",
@@ -23,6 +24,7 @@ __all__ = [
     "lock_encode",
     "lock_read",
     "lock_write",
+    "manifest_diff",
     "read_manifest",
     "remote_progress",
     "remove_tree",
@@ -46,6 +48,15 @@ def cache_restore(
     link_modes: Sequence[str],
     state_dir: str | None = None,
 ) -> str: ...
+def cache_restore_entries(
+    dir_hash: str,
+    dest: str,
+    cache_dir: str,
+    link_modes: Sequence[str],
+    state_dir: str | None = None,
+    paths: Sequence[str] | None = None,
+    force: bool = False,
+) -> PartialRestore: ...
 def cache_contains(cache_dir: str, hash: str, is_dir: bool) -> bool: ...
 def cache_verify(cache_dir: str, hashes: Sequence[str] | None = None) -> VerifyReport: ...
 def insert_progress() -> tuple[int, int]: ...
@@ -55,6 +66,13 @@ def lock_encode(json_text: str) -> bytes: ...
 def lock_decode(data: bytes, path: str) -> str: ...
 def lock_read(path: str) -> str | None: ...
 def lock_write(path: str, json_text: str) -> None: ...
+def manifest_diff(
+    cache_dir: str,
+    old_hash: str | None,
+    new_hash: str | None,
+    new_dir: str | None = None,
+    state_dir: str | None = None,
+) -> dict[str, list[str]]: ...
 def write_atomic(path: str, data: bytes, kill_point: str | None = None) -> None: ...
 def kill_point(name: str) -> None: ...
 def index_defer_saves(on: bool) -> None: ...

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pivot.exceptions import ConfigError
+from pivot.storage.links import DEFAULT_LINK_MODES, LinkMode, parse_link_modes
 
-LINK_MODES: tuple[str, ...] = ("reflink", "hardlink", "copy")
 CONFIG_FILE = "config.yaml"
 LOCAL_CONFIG_FILE = "config.local"
 
@@ -22,16 +24,24 @@ DEFAULT_CONFIG_TEXT = """\
 #   link_modes: [reflink, hardlink, copy]   # tried in order, per operation
 # core:
 #   jobs: null                              # parallel stages; null = CPU count
+#   gitignore: true                         # list cached outputs in .gitignore files
 """
 
 # section -> allowed keys; anything else is a typo worth reporting.
 _KNOWN: dict[str, frozenset[str]] = {
     "cache": frozenset({"dir", "link_modes"}),
-    "core": frozenset({"jobs", "remote"}),
+    "core": frozenset({"jobs", "gitignore", "remote"}),
 }
-# Sections keyed by names the user chooses; validated by their own module
-# (`remote`: pivot.storage.remote_config).
+# Sections keyed by names the user chooses: `remote.<name>.<key>` (docs/remote.md
+# "Configuration"). Checked by `validate_file_data` (so `pivot config set` and `pivot remote`
+# refuse a bad value) and, when a remote is used, by `pivot.storage.remote_config`; other
+# commands do not read them.
 _OPEN_SECTIONS = frozenset({"remote"})
+REMOTE_PLAIN_KEYS = frozenset({"url", "endpoint_url", "region", "profile", "jobs", "retries"})
+# Accepted only in config.local (never committed).
+REMOTE_SECRET_KEYS = frozenset({"access_key_id", "secret_access_key", "session_token"})
+REMOTE_KEYS = REMOTE_PLAIN_KEYS | REMOTE_SECRET_KEYS
+REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -39,8 +49,16 @@ class Config:
     """Validated configuration values; `None` means "use the default"."""
 
     cache_dir: str | None = None
-    link_modes: tuple[str, ...] = LINK_MODES
+    link_modes: tuple[LinkMode, ...] = DEFAULT_LINK_MODES
     jobs: int | None = None
+    gitignore: bool = True
+    remote: str | None = None  # core.remote: the default remote's name
+
+
+def resolve_jobs(requested: int | None, config: Config) -> int:
+    """How many stages run (or are committed, or restored) at once: `-j` when given, else the
+    config's `core.jobs`, else the CPU count."""
+    return requested or config.jobs or os.cpu_count() or 1
 
 
 def _only_comments(path: Path) -> bool:
@@ -102,21 +120,17 @@ def _cache_dir(path: Path, value: Any) -> str | None:
     return value
 
 
-def _link_modes(path: Path, value: Any) -> tuple[str, ...]:
+def _link_modes(path: Path, value: Any) -> tuple[LinkMode, ...]:
     if value is None:
-        return LINK_MODES
+        return DEFAULT_LINK_MODES
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list):
         raise ConfigError(f"{path}: 'cache.link_modes' must be a non-empty list")
-    for mode in value:
-        if mode not in LINK_MODES:
-            raise ConfigError(
-                f"{path}: 'cache.link_modes' has {mode!r}; expected one of {', '.join(LINK_MODES)}"
-            )
-    if len(set(value)) != len(value):
-        raise ConfigError(f"{path}: 'cache.link_modes' lists a mode twice")
-    return tuple(value)
+    try:
+        return parse_link_modes(value)
+    except ValueError as e:
+        raise ConfigError(f"{path}: 'cache.link_modes': {e}") from None
 
 
 def _jobs(path: Path, value: Any) -> int | None:
@@ -125,6 +139,98 @@ def _jobs(path: Path, value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{path}: 'core.jobs' must be a positive integer or null, got {value!r}")
     return value
+
+
+def _bool(key: str) -> Callable[[Path, Any], bool]:
+    def check(path: Path, value: Any) -> bool:
+        if value is None:
+            return True
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: '{key}' must be true or false, got {value!r}")
+        return value
+
+    return check
+
+
+def remote_default(path: Path, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not REMOTE_NAME.match(value)):
+        raise ConfigError(f"{path}: 'core.remote' must be a remote name, got {value!r}")
+    return value
+
+
+def _validators() -> dict[tuple[str, str], Callable[[Path, Any], Any]]:
+    return {
+        ("cache", "dir"): _cache_dir,
+        ("cache", "link_modes"): _link_modes,
+        ("core", "jobs"): _jobs,
+        ("core", "gitignore"): _bool("core.gitignore"),
+        ("core", "remote"): remote_default,
+    }
+
+
+def known_keys() -> list[str]:
+    """Every dotted key a config file may set (besides `remote.<name>.<key>`)."""
+    return sorted(f"{s}.{k}" for s, keys in _KNOWN.items() for k in keys)
+
+
+def remote_value(path: Path, name: str, key: str, value: Any) -> Any:
+    """Check `remote.<name>.<key>` = `value` as written in the file at `path`."""
+    where = f"{path}: 'remote.{name}.{key}'"
+    if key not in REMOTE_KEYS:
+        raise ConfigError(
+            f"{path}: unknown key 'remote.{name}.{key}' (known: {', '.join(sorted(REMOTE_KEYS))})"
+        )
+    if key in REMOTE_SECRET_KEYS and path.name != LOCAL_CONFIG_FILE:
+        raise ConfigError(
+            f"{where} is a secret: keep it in .pivot/{LOCAL_CONFIG_FILE} "
+            "(not committed), e.g. 'pivot remote modify --local'"
+        )
+    if value is None:
+        return None
+    if key in ("jobs", "retries"):
+        low = 1 if key == "jobs" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            kind = "a positive" if low else "a non-negative"
+            raise ConfigError(f"{where} must be {kind} integer, got {value!r}")
+        return value
+    if not isinstance(value, str) or not value.strip() or "\x00" in value or "\n" in value:
+        raise ConfigError(f"{where} must be a non-empty one-line string")
+    if key == "url" and value.startswith("s3://") and not value[len("s3://") :].split("/")[0]:
+        raise ConfigError(f"{where}: {value!r} has no bucket (expected s3://bucket/prefix)")
+    if key == "url" and "://" in value and not value.startswith(("s3://", "file://")):
+        raise ConfigError(
+            f"{where}: {value!r}: only s3://bucket/prefix and directory paths are supported"
+        )
+    return value
+
+
+def remote_sections(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The `remote:` section of one file's content, checked: {name: {key: value}}."""
+    body = data.get("remote")
+    if body is None:
+        return {}
+    if not isinstance(body, Mapping):
+        raise ConfigError(f"{path}: 'remote' must be a mapping of remote names")
+    out: dict[str, dict[str, Any]] = {}
+    for name, keys in body.items():
+        if not isinstance(name, str) or not REMOTE_NAME.match(name):
+            raise ConfigError(f"{path}: invalid remote name {name!r} under 'remote'")
+        if keys is None:
+            keys = {}
+        if not isinstance(keys, Mapping):
+            raise ConfigError(f"{path}: 'remote.{name}' must be a mapping")
+        out[name] = {str(k): remote_value(path, name, str(k), v) for k, v in keys.items()}
+    return out
+
+
+def validate_file_data(path: Path, data: Mapping[str, Any]) -> None:
+    """The checks `load_config` applies to one file's content, and those of its remotes
+    (ConfigError naming file and key)."""
+    checks = _validators()
+    for section, body in _check(path, data).items():
+        for key, value in body.items():
+            checks[(section, key)](path, value)
+    remote_sections(path, data)
 
 
 def load_config(pivot_dir: Path) -> Config:
@@ -143,4 +249,6 @@ def load_config(pivot_dir: Path) -> Config:
         cache_dir=_cache_dir(*get("cache", "dir")),
         link_modes=_link_modes(*get("cache", "link_modes")),
         jobs=_jobs(*get("core", "jobs")),
+        gitignore=_bool("core.gitignore")(*get("core", "gitignore")),
+        remote=remote_default(*get("core", "remote")),
     )

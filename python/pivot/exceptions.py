@@ -1,18 +1,11 @@
-"""Every error pivot raises. The Rust core raises these classes too (by name, from `pivot._native`)."""
+"""Every error pivot raises. The Rust core raises the storage ones too, by class name
+(`rust/error.rs`)."""
 
 from __future__ import annotations
 
 
 class PivotError(Exception):
-    """Base of all pivot errors; the CLI prints `Error: <message>` and exits 1 (2 for usage)."""
-
-    exit_code = 1
-
-
-class UsageError(PivotError):
-    """Bad command-line usage (exit code 2)."""
-
-    exit_code = 2
+    """Base of all pivot errors; the CLI prints `Error: <message>` and exits 1."""
 
 
 # --- storage (raised from Rust) -------------------------------------------------------------
@@ -105,13 +98,14 @@ class UnknownStageError(PivotError):
     """A stage named on the command line does not exist."""
 
 
+class RevisionError(PivotError):
+    """A git revision is unknown, or lacks a lock, file or cache object a command needs; the
+    message names the revision and the path or hash."""
+
+
 # --- execution ----------------------------------------------------------------------------
 class ExecutionError(PivotError):
     """A stage could not be run or recorded."""
-
-
-class StageFailedError(ExecutionError):
-    """The stage function raised."""
 
 
 class OutputMissingError(ExecutionError):
@@ -120,10 +114,6 @@ class OutputMissingError(ExecutionError):
 
 class DependencyMissingError(ExecutionError):
     """A stage's dependency does not exist when it is about to run or be committed."""
-
-
-class ModifiedOutputError(ExecutionError):
-    """Checkout would overwrite a file the user modified (use --force)."""
 
 
 class FingerprintWarning(UserWarning):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import os
 import posixpath
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import rustworkx as rx
 
+from pivot import naming
 from pivot.exceptions import (
     CyclicGraphError,
     DependencyNotFoundError,
@@ -29,12 +29,6 @@ from pivot.exceptions import (
 if TYPE_CHECKING:
     from pivot.pipeline.stage import StageInfo
 
-RESERVED_DIRS = frozenset({".pivot", ".git"})
-MAX_STAGE_NAME = 200
-# A stage name becomes `.pivot/stages/<name>.lock`: keep to characters safe on every filesystem
-# and in shells; `@` is the matrix separator (`train@small`). Same rule as registration.
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*\Z")
-_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
 _MAX_SUGGESTION_CANDIDATES = 2000
 
 
@@ -60,20 +54,6 @@ class Edge:
 
 
 # --- names ----------------------------------------------------------------------------------
-def check_stage_name(name: object) -> None:
-    """A stage name must be usable as a file name (`.pivot/stages/<name>.lock`)."""
-    if (
-        not isinstance(name, str)
-        or len(name) > MAX_STAGE_NAME
-        or not _SAFE_NAME.match(name)
-        or name in (".", "..")
-    ):
-        raise ValidationError(
-            f"invalid stage name {name!r}: use letters, digits and _ . @ - "
-            f"(not starting with '.' or '-', at most {MAX_STAGE_NAME} characters)"
-        )
-
-
 def check_duplicate_names(names: Iterable[str]) -> None:
     """Raise on the first stage name seen twice."""
     seen: set[str] = set()
@@ -86,7 +66,10 @@ def check_duplicate_names(names: Iterable[str]) -> None:
 def suggest_stages(name: str, known: Sequence[str]) -> list[str]:
     """Close matches for a mistyped stage name (matrix variants of a base name first)."""
     variants = [k for k in known if k.startswith(name + "@")]
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    # Matrix group names (`train` for `train@…`) select every variant, so they are candidates.
+    groups = [k.split("@", 1)[0] for k in known if "@" in k]
+    candidates = list(dict.fromkeys([*known, *groups]))
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     return list(dict.fromkeys([*variants[:3], *close]))[:3]
 
 
@@ -111,22 +94,13 @@ def check_stage_names(requested: Iterable[str], known: Sequence[str]) -> None:
 # --- paths ----------------------------------------------------------------------------------
 def normalize_path(stage: str, path: object, what: str) -> tuple[str, tuple[str, ...]]:
     """(display path, components) for a declared path; display keeps a directory's '/'."""
-    prefix = f"stage {stage!r}: {what} {path!r}"
     if not isinstance(path, str) or not path:
         raise ValidationError(f"stage {stage!r}: {what} path must be a non-empty string")
-    if "\x00" in path or "\n" in path or "\r" in path:
-        raise ValidationError(f"{prefix} contains NUL or newline")
-    if path.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(path):
-        raise ValidationError(f"{prefix} is absolute; paths must be relative to the project root")
+    problem = naming.path_problem(path)
+    if problem is not None:
+        raise ValidationError(f"stage {stage!r}: {what} {path!r} {problem}")
     norm = posixpath.normpath(path)
-    if norm == ".." or norm.startswith("../"):
-        raise ValidationError(f"{prefix} escapes the project")
-    if norm == ".":
-        raise ValidationError(f"{prefix} is the project root itself")
-    comps = tuple(norm.split("/"))
-    if comps[0] in RESERVED_DIRS:
-        raise ValidationError(f"{prefix} is under {comps[0]}/, which pivot reserves")
-    return (norm + "/" if path.endswith("/") else norm), comps
+    return (norm + "/" if path.endswith("/") else norm), tuple(norm.split("/"))
 
 
 class _Trie:
@@ -209,7 +183,7 @@ def _nearby_paths(root: Path, comps: tuple[str, ...]) -> list[str]:
         except OSError:
             continue
         for entry in entries:
-            if not rel and entry.name in RESERVED_DIRS:
+            if not rel and entry.name in naming.RESERVED_DIRS:
                 continue
             path = "/".join((*rel, entry.name))
             found.append(path)
@@ -249,7 +223,7 @@ class PipelineGraph:
             infos = {info.name: info for info in stages}
         names = list(infos)
         for name in names:
-            check_stage_name(name)
+            naming.check_stage_name(name, ValidationError)
 
         trie = _Trie()
         outs: dict[str, list[str]] = {}

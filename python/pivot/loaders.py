@@ -1,4 +1,4 @@
-"""Readers and writers that turn files into stage values and back (spec §2).
+"""Readers and writers that turn files into stage values and back (docs/architecture.md, "Pipeline model").
 
 Built-in loaders are frozen dataclasses so that their configuration is part of the stage's code
 fingerprint (the fingerprint hashes the loader class's code and its dataclass fields). User

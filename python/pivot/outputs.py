@@ -1,4 +1,4 @@
-"""Annotation markers declaring a stage's file inputs and outputs (spec §2).
+"""Annotation markers declaring a stage's file inputs and outputs (docs/architecture.md, "Pipeline model").
 
 Markers only record what the user wrote; `pivot.pipeline.registration` validates them at
 registration time so that every error can name the stage and the argument or output key.

@@ -1,4 +1,4 @@
-"""`StageParams`: the pydantic base class for a stage's parameters (spec §2)."""
+"""`StageParams`: the pydantic base class for a stage's parameters (docs/architecture.md, "Pipeline model")."""
 
 from __future__ import annotations
 

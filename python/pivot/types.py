@@ -26,6 +26,13 @@ class VerifyReport(TypedDict):
     missing: list[str]  # object hashes reachable but absent
 
 
+class PartialRestore(TypedDict):
+    restored: list[str]  # entries written, relative to the directory
+    unchanged: int  # selected entries already as recorded
+    refused: list[tuple[str, str]]  # (entry, why) left alone: modified and not in the cache
+    not_found: list[str]  # requested sub-paths that name no entry
+
+
 class OutEntry(TypedDict):
     hash: str
     size: int

@@ -30,7 +30,7 @@ class _NoAliasSafeLoader(yaml.SafeLoader):
         return ConfigError(f"{self.source_name}: {_line(mark)}{message}")
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
         if isinstance(event, yaml.AliasEvent):
             raise self._fail(event.start_mark, f"YAML aliases are not allowed (*{event.anchor})")
         anchor = getattr(event, "anchor", None)
@@ -39,12 +39,12 @@ class _NoAliasSafeLoader(yaml.SafeLoader):
         tag = getattr(event, "tag", None)
         if isinstance(tag, str) and tag.startswith("tag:yaml.org,2002:python/"):
             raise self._fail(event.start_mark, f"python tags are not allowed ({tag})")
-        return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _value_node in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             try:
                 duplicate = key in seen
             except TypeError:
@@ -72,7 +72,7 @@ def parse_yaml(text: str | bytes, source_name: str) -> Any:
     except RecursionError:
         raise ConfigError(f"{source_name}: YAML is nested too deeply") from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
 
 
 def load_yaml(path: str | os.PathLike[str], max_bytes: int | None = MAX_YAML_BYTES) -> Any:

@@ -83,7 +83,7 @@ fn malformed_locks_name_file_and_field() {
     }
     let e = decode(b"\xff\xfe", Path::new("l")).unwrap_err();
     assert!(e.to_string().contains("UTF-8"));
-    let big = vec![b' '; MAX_LOCK_BYTES as usize + 1];
+    let big = vec![b' '; usize::try_from(MAX_LOCK_BYTES).unwrap() + 1];
     assert!(decode(&big, Path::new("l"))
         .unwrap_err()
         .to_string()

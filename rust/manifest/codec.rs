@@ -44,7 +44,7 @@ pub fn write_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
                     || c == '\u{fffe}'
                     || c == '\u{ffff}' =>
                 {
-                    out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+                    out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
                 }
                 c => {
                     let mut buf = [0u8; 4];
@@ -65,8 +65,8 @@ struct Cur<'a> {
     i: usize,
 }
 
-impl<'a> Cur<'a> {
-    fn lit(&mut self, l: &[u8]) -> std::result::Result<(), String> {
+impl Cur<'_> {
+    fn lit(&mut self, l: &[u8]) -> Result<(), String> {
         if self.s[self.i..].starts_with(l) {
             self.i += l.len();
             Ok(())
@@ -79,7 +79,7 @@ impl<'a> Cur<'a> {
         self.s[self.i..].starts_with(l)
     }
 
-    fn hex4(&mut self) -> std::result::Result<u32, String> {
+    fn hex4(&mut self) -> Result<u32, String> {
         let h = self
             .s
             .get(self.i..self.i + 4)
@@ -90,7 +90,7 @@ impl<'a> Cur<'a> {
     }
 
     /// A JSON string as raw bytes (inverse of `write_json_bytes`).
-    fn string(&mut self) -> std::result::Result<Vec<u8>, String> {
+    fn string(&mut self) -> Result<Vec<u8>, String> {
         self.lit(b"\"")?;
         let mut out = Vec::new();
         loop {
@@ -112,7 +112,8 @@ impl<'a> Cur<'a> {
                         b'u' => {
                             let u = self.hex4()?;
                             if (0xdc80..=0xdcff).contains(&u) {
-                                out.push((u - 0xdc00) as u8);
+                                // A raw byte that is not UTF-8 (surrogateescape): the low byte.
+                                out.push(u.to_le_bytes()[0]);
                             } else {
                                 let c = char::from_u32(u).ok_or("bad \\u escape (surrogate)")?;
                                 let mut buf = [0u8; 4];
@@ -128,7 +129,7 @@ impl<'a> Cur<'a> {
         }
     }
 
-    fn uint(&mut self) -> std::result::Result<u64, String> {
+    fn uint(&mut self) -> Result<u64, String> {
         let start = self.i;
         while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
             self.i += 1;
@@ -140,8 +141,8 @@ impl<'a> Cur<'a> {
     }
 }
 
-pub(super) fn parse_line(line: &[u8]) -> std::result::Result<Entry, String> {
-    let mut c = Cur { s: line, i: 0 };
+pub(super) fn parse_line(bytes: &[u8]) -> Result<Entry, String> {
+    let mut c = Cur { s: bytes, i: 0 };
     c.lit(b"{\"path\":")?;
     let path = c.string()?;
     c.lit(b",\"hash\":")?;
@@ -167,7 +168,7 @@ pub(super) fn parse_line(line: &[u8]) -> std::result::Result<Entry, String> {
         None
     };
     c.lit(b"}")?;
-    if c.i != line.len() {
+    if c.i != bytes.len() {
         return Err("trailing bytes after entry".into());
     }
     Ok(Entry {

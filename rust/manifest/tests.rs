@@ -1,5 +1,24 @@
+use super::walk::{walk_hash, STAT_CHUNK};
 use super::*;
+use crate::index::Index;
+use std::fs;
 use std::os::unix::fs::symlink;
+
+/// Walk and hash a directory: the manifest `hash_dir_info` summarises.
+fn hash_dir(root: &Path, idx: Option<&Index>) -> Result<(Manifest, DirInfo)> {
+    let (v, _, info) = walk_hash(root, idx)?;
+    let entries = v
+        .into_iter()
+        .map(|e| Entry {
+            path: e.path,
+            hash: hash::hex(&blake3::Hash::from_bytes(e.hash)),
+            size: e.size,
+            exec: e.exec,
+            link: e.link,
+        })
+        .collect();
+    Ok((Manifest { entries }, info))
+}
 
 fn tree() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();

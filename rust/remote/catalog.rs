@@ -31,7 +31,9 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn add(&mut self, idx: PackIndex) {
-        let n = self.packs.len() as u32;
+        // Pack numbers are u32 to keep the per-object map small; 4·10^9 packs of 64 MiB
+        // are far beyond any remote.
+        let n = u32::try_from(self.packs.len()).expect("fewer than 2^32 packs");
         self.packs.push(idx.id);
         self.map.reserve(idx.records.len());
         for r in idx.records {
@@ -57,10 +59,12 @@ impl Catalog {
         &self.packs[n as usize]
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

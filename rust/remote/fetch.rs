@@ -16,8 +16,10 @@ use super::catalog::Catalog;
 use super::packidx;
 use super::transfer::{self, Got, Want};
 use super::{progress_add, progress_reset, Remote, LOOSE_MIN};
-use crate::error::{Error, IoContext, Result};
-use crate::manifest::{self, Manifest};
+use crate::cache::insert::write_object;
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 
 /// Holes up to this size between wanted objects of one pack are read rather than split.
 const GAP: u64 = 1 << 20;
@@ -47,9 +49,12 @@ pub fn fetch(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> Result<F
     r.block_on(fetch_async(r, cache_dir, items))
 }
 
-fn local_ok(cache_dir: &Path, h: &str, size: Option<u64>) -> bool {
-    std::fs::symlink_metadata(manifest::object_path(cache_dir, h))
-        .is_ok_and(|m| m.is_file() && size.is_none_or(|s| s == m.len()))
+fn local_ok(cache: &Cache, h: &str, size: Option<u64>) -> bool {
+    cache
+        .object_path(h)
+        .ok()
+        .and_then(|p| std::fs::symlink_metadata(p).ok())
+        .is_some_and(|m| m.is_file() && size.is_none_or(|s| s == m.len()))
 }
 
 async fn fetch_async(
@@ -65,8 +70,9 @@ async fn fetch_async(
             });
         }
     }
-    let files_dir = cache_dir.join("files");
-    std::fs::create_dir_all(&files_dir).at(&files_dir)?;
+    let cache = Cache::new(cache_dir);
+    let cache = &cache;
+    cache.prepare()?;
     let cat = if r.check_format(false).await? {
         r.catalog().await?
     } else {
@@ -78,11 +84,11 @@ async fn fetch_async(
     let dirs: Vec<&String> = items.iter().filter(|i| i.1).map(|i| &i.0).collect();
     let need: Vec<(String, Option<u64>)> = dirs
         .iter()
-        .filter(|h| manifest::load_from_cache(cache_dir, h).is_err())
+        .filter(|h| cache.read_manifest(h).is_err())
         .map(|h| ((*h).clone(), None))
         .collect();
     progress_reset(need.len() as u64);
-    let got = fetch_objects(r, &cat, cache_dir, need).await?;
+    let got = fetch_objects(r, &cat, cache, need).await?;
     let mut bad_dirs: HashSet<String> = HashSet::new();
     for (h, g) in got {
         tally(&mut rep, &h, g, None);
@@ -97,7 +103,7 @@ async fn fetch_async(
     let mut want = |h: &str, size: Option<u64>, wants: &mut Vec<_>, rep: &mut FetchReport| {
         if let Some(raw) = packidx::raw(h) {
             if seen.insert(raw) {
-                if local_ok(cache_dir, h, size) {
+                if local_ok(cache, h, size) {
                     rep.skipped += 1;
                 } else {
                     wants.push((h.to_string(), size));
@@ -113,7 +119,7 @@ async fn fetch_async(
         if bad_dirs.contains(h) {
             continue;
         }
-        match manifest::load_from_cache(cache_dir, h) {
+        match cache.read_manifest(h) {
             Ok(m) => {
                 for e in m.entries.iter().filter(|e| e.link.is_none()) {
                     want(&e.hash, Some(e.size), &mut wants, &mut rep);
@@ -125,7 +131,7 @@ async fn fetch_async(
         }
     }
     progress_reset(wants.len() as u64);
-    let got = fetch_objects(r, &cat, cache_dir, wants).await?;
+    let got = fetch_objects(r, &cat, cache, wants).await?;
     let mut problems: HashMap<String, Got> = HashMap::new();
     for (h, g) in got {
         match g {
@@ -138,36 +144,46 @@ async fn fetch_async(
             }
         }
     }
-    // Name the place of each problem file (a rare path: re-read the manifests).
     if !problems.is_empty() {
-        let mut placed: HashSet<String> = HashSet::new();
-        for h in dirs.iter().filter(|h| !bad_dirs.contains(**h)) {
-            if let Ok(m) = manifest::load_from_cache(cache_dir, h) {
-                place(&m, h, &problems, &mut placed, &mut rep);
-            }
-        }
-        for (h, g) in &problems {
-            if !placed.contains(h) {
-                push_problem(
-                    &mut rep,
-                    *g,
-                    Problem {
-                        hash: h.clone(),
-                        dir: None,
-                        path: None,
-                    },
-                );
-            }
-        }
+        name_problems(cache, &dirs, &bad_dirs, &problems, &mut rep);
     }
     if rep.fetched > 0 {
-        sync_fs(&files_dir)?;
+        cache.sync_fs()?;
     }
     rep.missing
         .sort_by(|a, b| (&a.hash, &a.path).cmp(&(&b.hash, &b.path)));
     rep.corrupt
         .sort_by(|a, b| (&a.hash, &a.path).cmp(&(&b.hash, &b.path)));
     Ok(rep)
+}
+
+/// Name the place of each problem file (a rare path: re-read the manifests).
+fn name_problems(
+    cache: &Cache,
+    dirs: &[&String],
+    bad_dirs: &HashSet<String>,
+    problems: &HashMap<String, Got>,
+    rep: &mut FetchReport,
+) {
+    let mut placed: HashSet<String> = HashSet::new();
+    for h in dirs.iter().filter(|h| !bad_dirs.contains(**h)) {
+        if let Ok(m) = cache.read_manifest(h) {
+            place(&m, h, problems, &mut placed, rep);
+        }
+    }
+    for (h, g) in problems {
+        if !placed.contains(h) {
+            push_problem(
+                rep,
+                *g,
+                Problem {
+                    hash: h.clone(),
+                    dir: None,
+                    path: None,
+                },
+            );
+        }
+    }
 }
 
 fn push_problem(rep: &mut FetchReport, g: Got, p: Problem) {
@@ -229,7 +245,7 @@ struct Req {
 pub async fn fetch_objects(
     r: &Remote,
     cat: &Catalog,
-    cache_dir: &Path,
+    cache: &Cache,
     wants: Vec<(String, Option<u64>)>,
 ) -> Result<Vec<(String, Got)>> {
     let mut out = vec![];
@@ -240,7 +256,7 @@ pub async fn fetch_objects(
         if let Some((_, loc)) = cat.get(&raw) {
             if loc.len == 0 {
                 // Empty objects need no request (and some stores refuse empty ranges).
-                out.push((h.clone(), store_empty(cache_dir, &h)?));
+                out.push((h.clone(), store_empty(cache, &h)?));
                 continue;
             }
             by_pack
@@ -294,7 +310,7 @@ pub async fn fetch_objects(
     }
     let done: Vec<Vec<(String, Got)>> = futures::stream::iter(reqs)
         .map(|q| async move {
-            let got = transfer::download(r, &q.rel, q.range.clone(), &q.wants, cache_dir).await?;
+            let got = transfer::download(r, &q.rel, q.range.clone(), &q.wants, cache).await?;
             let mut n = 0;
             let mut b = 0;
             for g in &got {
@@ -313,26 +329,22 @@ pub async fn fetch_objects(
     Ok(out)
 }
 
-fn store_empty(cache_dir: &Path, h: &str) -> Result<Got> {
+fn store_empty(cache: &Cache, h: &str) -> Result<Got> {
     if h != crate::hash::hash_bytes(b"") {
         return Ok(Got::Corrupt);
     }
-    let p = manifest::object_path(cache_dir, h);
-    let shard = crate::atomic::parent_dir(&p);
-    std::fs::create_dir_all(shard).at(shard)?;
-    if !p.exists() {
-        crate::atomic::write_atomic(&p, b"", None)?;
-    }
+    write_object(cache, h, b"", "fetch_object_write")?;
     Ok(Got::Stored(0))
 }
 
-/// Whether the remote has each item (hash, is_dir, size if known): a directory counts only
+/// Whether the remote has each item (hash, `is_dir`, size if known): a directory counts only
 /// with its manifest and every file. Uses the index set, and one HEAD per loose candidate.
 pub fn contains(
     r: &Remote,
     cache_dir: &Path,
     items: &[(String, bool, Option<u64>)],
 ) -> Result<Vec<bool>> {
+    let cache = Cache::new(cache_dir);
     r.block_on(async {
         if !r.check_format(false).await? {
             return Ok(vec![false; items.len()]);
@@ -359,33 +371,32 @@ pub fn contains(
                 out.push(has(h.clone(), *size).await?);
                 continue;
             }
-            let m = match manifest::load_from_cache(cache_dir, h) {
-                Ok(m) => m,
-                Err(_) => {
-                    let raw = packidx::raw(h);
-                    let loc = raw.and_then(|x| cat.get(&x).map(|(p, l)| (p.to_string(), l)));
-                    let got = match loc {
-                        Some((pack, l)) => {
-                            let rel = format!("packs/{pack}.pack");
-                            transfer::get_verified(r, &rel, Some(l.offset..l.offset + l.len), h)
-                                .await
-                        }
-                        None => transfer::get_verified(r, &Remote::object_key(h), None, h).await,
-                    };
-                    match got {
-                        Ok(Some(bytes)) => match Manifest::parse(&bytes, Path::new(h)) {
-                            Ok(m) => m,
-                            Err(_) => {
-                                out.push(false);
-                                continue;
-                            }
-                        },
-                        Ok(None) | Err(Error::Remote { .. }) => {
+            let m = if let Ok(m) = cache.read_manifest(h) {
+                m
+            } else {
+                let raw = packidx::raw(h);
+                let loc = raw.and_then(|x| cat.get(&x).map(|(p, l)| (p.to_string(), l)));
+                let got = match loc {
+                    Some((pack, l)) => {
+                        let rel = format!("packs/{pack}.pack");
+                        transfer::get_verified(r, &rel, Some(l.offset..l.offset + l.len), h).await
+                    }
+                    None => transfer::get_verified(r, &Remote::object_key(h), None, h).await,
+                };
+                match got {
+                    Ok(Some(bytes)) => {
+                        if let Ok(m) = Manifest::parse(&bytes, Path::new(h)) {
+                            m
+                        } else {
                             out.push(false);
                             continue;
                         }
-                        Err(e) => return Err(e),
                     }
+                    Ok(None) | Err(Error::Remote { .. }) => {
+                        out.push(false);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 }
             };
             if !has(h.clone(), None).await? {
@@ -409,22 +420,12 @@ pub fn contains(
     })
 }
 
-/// Fetched objects are not fsynced one by one; one syncfs makes them durable together.
-fn sync_fs(dir: &Path) -> Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let f = std::fs::File::open(dir).at(dir)?;
-    // SAFETY: valid open fd.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(Error::io(dir, std::io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::push::push;
     use super::super::testutil::*;
     use super::*;
+    use crate::manifest;
     use object_store::ObjectStoreExt;
 
     fn dir_object(cache: &Path, files: &[(&str, &str, u64)]) -> String {
@@ -442,7 +443,7 @@ mod tests {
         );
         let bytes = m.to_bytes();
         let h = crate::hash::hash_bytes(&bytes);
-        let p = manifest::object_path(cache, &h);
+        let p = object(cache, &h);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, bytes).unwrap();
         h
@@ -450,10 +451,10 @@ mod tests {
 
     #[test]
     fn push_then_fetch_a_directory_into_an_empty_cache() {
-        let big = vec![9u8; LOOSE_MIN as usize + 5];
-        let (d, n) = cache_with(&[b"one", b"two", &big, b""]);
+        let big = vec![9u8; usize::try_from(LOOSE_MIN).unwrap() + 5];
+        let (dir, n) = cache_with(&[b"one", b"two", &big, b""]);
         let dh = dir_object(
-            d.path(),
+            dir.path(),
             &[
                 ("a", &n[0], 3),
                 ("b/c", &n[1], 3),
@@ -462,15 +463,15 @@ mod tests {
             ],
         );
         let r = memory_remote();
-        push(&r, d.path(), &[(dh.clone(), true)]).unwrap();
+        push(&r, dir.path(), &[(dh.clone(), true)]).unwrap();
         let fresh = tempfile::tempdir().unwrap();
         let r2 = Remote::with_store(&config("mem"), r.store.clone(), "pfx".into(), None);
         let rep = fetch(&r2, fresh.path(), &[(dh.clone(), true)]).unwrap();
         assert!(rep.missing.is_empty() && rep.corrupt.is_empty(), "{rep:?}");
         assert_eq!(rep.fetched, 5);
-        let m = manifest::load_from_cache(fresh.path(), &dh).unwrap();
+        let m = Cache::new(fresh.path()).read_manifest(&dh).unwrap();
         for e in &m.entries {
-            let p = manifest::object_path(fresh.path(), &e.hash);
+            let p = object(fresh.path(), &e.hash);
             assert_eq!(crate::hash::hash_file(&p).unwrap(), e.hash);
         }
         // Again: nothing to do.
@@ -489,7 +490,7 @@ mod tests {
         let (pack, loc) = cat.get(&packidx::raw(&n[1]).unwrap()).unwrap();
         let rel = format!("packs/{pack}.pack");
         let mut data = r.block_on(r.get_small(&rel)).unwrap().unwrap().to_vec();
-        data[loc.offset as usize] ^= 1;
+        data[usize::try_from(loc.offset).unwrap()] ^= 1;
         r.block_on(r.store.put(&r.key(&rel), data.into())).unwrap();
         let fresh = tempfile::tempdir().unwrap();
         let r2 = Remote::with_store(&config("mem"), r.store.clone(), "pfx".into(), None);
@@ -503,7 +504,7 @@ mod tests {
                 path: Some(b"x/beta".to_vec())
             }]
         );
-        assert!(!manifest::object_path(fresh.path(), &n[1]).exists());
+        assert!(!object(fresh.path(), &n[1]).exists());
     }
 
     #[test]
@@ -537,7 +538,7 @@ mod tests {
         let r = memory_remote();
         push(&r, d.path(), &[(dh.clone(), true)]).unwrap();
         let fresh = tempfile::tempdir().unwrap();
-        let p = manifest::object_path(fresh.path(), &n[0]);
+        let p = object(fresh.path(), &n[0]);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, b"compl").unwrap();
         let rep = fetch(&r, fresh.path(), &[(dh, true)]).unwrap();

@@ -77,7 +77,7 @@ pub struct Remote {
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cpus.clamp(2, 4))
             .thread_name("pivot-remote")
@@ -153,7 +153,7 @@ impl Remote {
                     .with_retry(object_store::RetryConfig {
                         backoff: object_store::BackoffConfig::default(),
                         max_retries: cfg.max_retries.unwrap_or(10),
-                        retry_timeout: Duration::from_secs(180),
+                        retry_timeout: Duration::from_mins(3),
                     })
                     .with_client_options(
                         object_store::ClientOptions::new()
@@ -294,10 +294,14 @@ impl Remote {
             .await
         {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => Ok(false),
-            Err(object_store::Error::NotImplemented { .. })
-            | Err(object_store::Error::NotSupported { .. }) => {
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(
+                object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. },
+            ) => {
                 if self.exists(rel).await? {
                     return Ok(false);
                 }
@@ -360,7 +364,7 @@ impl Remote {
                         format!("{FORMAT_FILE} is not valid JSON; not a pivot remote?"),
                     )
                 })?;
-                match v.get("format").and_then(|f| f.as_u64()) {
+                match v.get("format").and_then(serde_json::Value::as_u64) {
                     Some(FORMAT) => true,
                     Some(n) => {
                         return Err(self.error(
@@ -402,6 +406,7 @@ impl Remote {
     }
 
     /// Run `fut` on the remote runtime from synchronous code.
+    #[allow(clippy::unused_self)] // a method: a remote's transfers run on the remote runtime
     pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
         runtime().block_on(fut)
     }
@@ -437,13 +442,18 @@ pub mod testutil {
         Remote::with_store(&config("mem"), store, "pfx".into(), None)
     }
 
+    /// Where object `h` lives in the cache at `dir`.
+    pub fn object(dir: &Path, h: &str) -> PathBuf {
+        crate::cache::Cache::new(dir).object_path(h).unwrap()
+    }
+
     /// A cache dir with the given objects stored under their hashes.
     pub fn cache_with(objects: &[&[u8]]) -> (tempfile::TempDir, Vec<String>) {
         let d = tempfile::tempdir().unwrap();
         let mut names = vec![];
         for o in objects {
             let h = crate::hash::hash_bytes(o);
-            let p = crate::manifest::object_path(d.path(), &h);
+            let p = object(d.path(), &h);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, o).unwrap();
             names.push(h);
@@ -463,7 +473,7 @@ mod tests {
             parse_s3_url("s3://b/x/y/"),
             Some(("b".into(), "x/y".into()))
         );
-        assert_eq!(parse_s3_url("s3://b"), Some(("b".into(), "".into())));
+        assert_eq!(parse_s3_url("s3://b"), Some(("b".into(), String::new())));
         assert_eq!(parse_s3_url("s3:///x"), None);
     }
 

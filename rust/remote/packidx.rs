@@ -7,8 +7,6 @@
 //! content exactly (object names are content hashes), the id is known before a byte of the pack
 //! is uploaded, and two writers packing the same objects the same way produce the same names.
 
-use std::collections::HashSet;
-
 pub const MAGIC: &[u8; 8] = b"PVTPIDX\0";
 pub const VERSION: u32 = 1;
 const HEADER: usize = 32;
@@ -91,7 +89,8 @@ pub fn parse(data: &[u8], expect_id: &str) -> Result<PackIndex, String> {
     if (body.len() - HEADER) as u64 != count.saturating_mul(RECORD as u64) {
         return Err("record count does not match the index size".into());
     }
-    let mut records = Vec::with_capacity(count as usize);
+    // `count` matches the index's size (checked above), so it fits a usize.
+    let mut records = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut prev: Option<[u8; 32]> = None;
     for rec in body[HEADER..].chunks_exact(RECORD) {
         let mut hash = [0u8; 32];
@@ -138,17 +137,10 @@ pub fn raw(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-pub fn hex(raw: &[u8; 32]) -> String {
-    let mut s = String::with_capacity(64);
-    for b in raw {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
 /// Objects of `order` that appear twice (a caller bug; packs never hold duplicates).
+#[cfg(test)]
 pub fn has_duplicates(order: &[([u8; 32], u64)]) -> bool {
-    let mut seen = HashSet::with_capacity(order.len());
+    let mut seen = std::collections::HashSet::with_capacity(order.len());
     order.iter().any(|(h, _)| !seen.insert(*h))
 }
 
@@ -201,7 +193,7 @@ mod tests {
         let x = "ab".repeat(32);
         assert_eq!(id_of_name(&format!("{x}.idx")), Some(x.as_str()));
         assert_eq!(id_of_name("foo.idx"), None);
-        assert_eq!(hex(&raw(&x).unwrap()), x);
+        assert_eq!(crate::hash::hex(&blake3::Hash::from(raw(&x).unwrap())), x);
         assert!(has_duplicates(&[(h(1), 1), (h(1), 1)]));
     }
 }

@@ -19,7 +19,9 @@ use super::packidx;
 use super::transfer::{self, Source};
 use super::{progress_add, progress_reset, Remote, LOOSE_MIN, PACK_TARGET};
 use crate::atomic::kill_point;
+use crate::cache::Cache;
 use crate::error::{Error, Result};
+#[cfg(test)]
 use crate::manifest;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -35,12 +37,13 @@ pub struct PushReport {
     pub incomplete: Vec<String>,
 }
 
-/// Push `items` (hash, is_dir): directory items bring their manifest and every file in it.
+/// Push `items` (hash, `is_dir`): directory items bring their manifest and every file in it.
 pub fn push(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> Result<PushReport> {
     r.block_on(push_async(r, cache_dir, items))
 }
 
 async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> Result<PushReport> {
+    let cache = Cache::new(cache_dir);
     r.check_format(true).await?;
     r.catalog().await?;
     let mut report = PushReport::default();
@@ -65,7 +68,7 @@ async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> R
             add(h, &mut files);
             continue;
         }
-        match manifest::load_from_cache(cache_dir, h) {
+        match cache.read_manifest(h) {
             Ok(m) => {
                 let mut names = vec![];
                 for e in m.entries.iter().filter(|e| e.link.is_none()) {
@@ -79,9 +82,9 @@ async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> R
         }
     }
     progress_reset((files.len() + dirs.len()) as u64);
-    let (present, missing) = local_sizes(cache_dir, &files);
+    let (present, missing) = local_sizes(&cache, &files)?;
     let missing_set: HashSet<&String> = missing.iter().collect();
-    publish(r, cache_dir, present, &mut report).await?;
+    publish(r, &cache, present, &mut report).await?;
     let mut manifests = vec![];
     for (h, names) in &dirs {
         if names.iter().any(|n| missing_set.contains(n)) {
@@ -90,8 +93,8 @@ async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> R
             manifests.push(h.clone());
         }
     }
-    let (present_m, _) = local_sizes(cache_dir, &manifests);
-    publish(r, cache_dir, present_m, &mut report).await?;
+    let (present_m, _) = local_sizes(&cache, &manifests)?;
+    publish(r, &cache, present_m, &mut report).await?;
     report.missing.extend(missing);
     report.missing.sort();
     report.missing.dedup();
@@ -99,23 +102,25 @@ async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> R
 }
 
 /// (hash, size) of the objects present in the cache, and the names of those absent.
-fn local_sizes(cache_dir: &Path, hashes: &[String]) -> (Vec<(String, u64)>, Vec<String>) {
+type Sizes = (Vec<(String, u64)>, Vec<String>);
+
+fn local_sizes(cache: &Cache, hashes: &[String]) -> Result<Sizes> {
     let mut present = Vec::with_capacity(hashes.len());
     let mut missing = vec![];
     for h in hashes {
-        match std::fs::metadata(manifest::object_path(cache_dir, h)) {
+        match std::fs::metadata(cache.object_path(h)?) {
             Ok(m) if m.is_file() => present.push((h.clone(), m.len())),
             _ => missing.push(h.clone()),
         }
     }
-    (present, missing)
+    Ok((present, missing))
 }
 
 /// Upload whichever of `objs` the remote lacks: small ones in new packs (each followed by its
 /// index), big ones loose. Returns when everything is published.
 async fn publish(
     r: &Remote,
-    cache_dir: &Path,
+    cache: &Cache,
     objs: Vec<(String, u64)>,
     report: &mut PushReport,
 ) -> Result<()> {
@@ -167,7 +172,7 @@ async fn publish(
     }
     // Bounded: each job holds at most a few parts in memory.
     let done: Vec<(u64, u64)> = futures::stream::iter(jobs)
-        .map(|j| run_job(r, cache_dir, j))
+        .map(|j| run_job(r, cache, j))
         .buffer_unordered(r.jobs.min(8))
         .try_collect()
         .await?;
@@ -183,18 +188,18 @@ enum Job {
     Pack(Vec<(String, u64)>),
 }
 
-fn source(cache_dir: &Path, h: &str, len: u64) -> Source {
-    Source {
+fn source(cache: &Cache, h: &str, len: u64) -> Result<Source> {
+    Ok(Source {
         hash: h.to_string(),
-        path: manifest::object_path(cache_dir, h),
+        path: cache.object_path(h)?,
         len,
-    }
+    })
 }
 
-async fn run_job(r: &Remote, cache_dir: &Path, job: Job) -> Result<(u64, u64)> {
+async fn run_job(r: &Remote, cache: &Cache, job: Job) -> Result<(u64, u64)> {
     match job {
         Job::Loose(h, len) => {
-            let src = vec![source(cache_dir, &h, len)];
+            let src = vec![source(cache, &h, len)?];
             transfer::upload(r, &Remote::object_key(&h), src, len).await?;
             kill_point("remote_object_put");
             progress_add(1, len, 0);
@@ -209,7 +214,10 @@ async fn run_job(r: &Remote, cache_dir: &Path, job: Job) -> Result<(u64, u64)> {
             let total: u64 = objs.iter().map(|(_, l)| l).sum();
             let idx_rel = format!("index/{id}.idx");
             if !r.exists(&idx_rel).await? {
-                let src = objs.iter().map(|(h, l)| source(cache_dir, h, *l)).collect();
+                let src = objs
+                    .iter()
+                    .map(|(h, l)| source(cache, h, *l))
+                    .collect::<Result<_>>()?;
                 transfer::upload(r, &format!("packs/{id}.pack"), src, total).await?;
                 kill_point("remote_pack_put");
                 r.put_once(&idx_rel, idx_bytes.clone().into()).await?;
@@ -257,7 +265,7 @@ mod tests {
 
     #[test]
     fn big_objects_are_loose() {
-        let big = vec![1u8; LOOSE_MIN as usize];
+        let big = vec![1u8; usize::try_from(LOOSE_MIN).unwrap()];
         let (d, names) = cache_with(&[&big]);
         let r = memory_remote();
         let rep = push(&r, d.path(), &[(names[0].clone(), false)]).unwrap();
@@ -297,7 +305,7 @@ mod tests {
         ]);
         let bytes = m.to_bytes();
         let mh = crate::hash::hash_bytes(&bytes);
-        let p = manifest::object_path(d.path(), &mh);
+        let p = object(d.path(), &mh);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, &bytes).unwrap();
         let r = memory_remote();

@@ -50,7 +50,7 @@ pub fn push(r: &Remote, runs_dir: &Path, keys: &[String]) -> Result<(u64, u64, V
                 }
                 let new = r.put_once(&rel, data.into()).await?;
                 kill_point("remote_runs_put");
-                Ok((if new { 0 } else { 1 }, k))
+                Ok((u8::from(!new), k))
             })
             .buffer_unordered(r.jobs)
             .try_collect()

@@ -7,9 +7,8 @@
 //! cache while hashed and renamed into place only when its hash equals its name.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
@@ -18,7 +17,11 @@ use object_store::{GetOptions, GetRange, ObjectStoreExt, PutPayload};
 
 use super::{Remote, PART};
 use crate::atomic;
+use crate::cache::insert::place_temp;
+use crate::cache::link::{self, OBJECT_MODE};
+use crate::cache::Cache;
 use crate::error::{Error, IoContext, RemoteKind, Result};
+use crate::hash::read_full;
 
 /// Parts of one multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
@@ -52,7 +55,8 @@ pub fn read_concat(
             {
                 return Ok(());
             }
-            let room = (part - buf.len()).min(left.min(usize::MAX as u64) as usize);
+            let room =
+                usize::try_from(left).map_or(part - buf.len(), |l| (part - buf.len()).min(l));
             let start = buf.len();
             buf.resize(start + room, 0);
             let n = read_full(&mut f, &mut buf[start..]).at(&s.path)?;
@@ -78,22 +82,6 @@ pub fn read_concat(
     Ok(())
 }
 
-fn read_full(f: &mut File, mut out: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while !out.is_empty() {
-        match f.read(out) {
-            Ok(0) => break,
-            Ok(k) => {
-                n += k;
-                out = &mut out[k..];
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// Upload the concatenation of `sources` (`total` bytes) as the new key `rel`, create-only.
 /// Returns false when the key already existed (same name, same bytes: nothing to do).
 pub async fn upload(r: &Remote, rel: &str, sources: Vec<Source>, total: u64) -> Result<bool> {
@@ -102,7 +90,7 @@ pub async fn upload(r: &Remote, rel: &str, sources: Vec<Source>, total: u64) -> 
     }
     if total <= PART as u64 {
         let data = tokio::task::spawn_blocking(move || {
-            let mut all = Vec::with_capacity(total as usize);
+            let mut all = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
             read_concat(&sources, PART.max(1), |b| {
                 all.extend_from_slice(&b);
                 true
@@ -145,8 +133,8 @@ pub async fn upload(r: &Remote, rel: &str, sources: Vec<Source>, total: u64) -> 
         .await
         .map_err(|e| r.error(RemoteKind::Other, format!("reader failed: {e}")));
     let outcome = match (read, sent) {
-        (Ok(Err(e)), _) | (Err(e), _) => Err(e), // a corrupt source wins: it names the object
-        (Ok(Ok(())), Err(e)) => Err(e),
+        // A corrupt source wins: it names the object.
+        (Ok(Err(e)) | Err(e), _) | (Ok(Ok(())), Err(e)) => Err(e),
         (Ok(Ok(())), Ok(())) => Ok(()),
     };
     match outcome {
@@ -178,36 +166,6 @@ pub enum Got {
     Missing,
 }
 
-/// Rename `from` to `to` unless `to` exists (then `from` is left for the caller to drop).
-pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let a = CString::new(from.as_os_str().as_bytes())?;
-    let b = CString::new(to.as_os_str().as_bytes())?;
-    // SAFETY: valid NUL-terminated paths; AT_FDCWD.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
-            // No RENAME_NOREPLACE here: link() refuses an existing name just the same.
-            std::fs::hard_link(from, to)?;
-            std::fs::remove_file(from)
-        }
-        _ => Err(e),
-    }
-}
-
 /// A cache object being written: temp file in `files/`, hashed as written.
 struct Incoming {
     tmp: PathBuf,
@@ -217,8 +175,9 @@ struct Incoming {
 }
 
 impl Incoming {
-    fn new(files: &Path) -> Result<Incoming> {
-        let (tmp, file) = atomic::create_temp_in(files, 0o644)?;
+    fn new(cache: &Cache) -> Result<Incoming> {
+        let tmp = atomic::temp_path_in(&cache.files);
+        let file = link::create_new(&tmp, OBJECT_MODE).at(&tmp)?;
         Ok(Incoming {
             tmp,
             file,
@@ -233,8 +192,10 @@ impl Incoming {
         self.file.write_all(b).at(&self.tmp)
     }
 
-    /// Verify and move into place; a mismatch removes the temp and reports Corrupt.
-    fn finish(self, cache_dir: &Path, hash: &str) -> Result<Got> {
+    /// Verify and move into place as the cache's insert does (`place_temp`: an intact object
+    /// already there is kept, a damaged one replaced); a mismatch removes the temp and reports
+    /// Corrupt.
+    fn finish(self, cache: &Cache, hash: &str) -> Result<Got> {
         let Incoming {
             tmp,
             file,
@@ -246,33 +207,11 @@ impl Incoming {
             let _ = std::fs::remove_file(&tmp);
             return Ok(Got::Corrupt);
         }
-        let res = (|| {
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444)).at(&tmp)?;
-            atomic::kill_point("fetch_object_write");
-            let obj = crate::manifest::object_path(cache_dir, hash);
-            let shard = atomic::parent_dir(&obj);
-            if !shard.is_dir() {
-                std::fs::create_dir_all(shard).at(shard)?;
-            }
-            match rename_noreplace(&tmp, &obj) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    // An object of the wrong size (truncated by a crash) is replaced by the
-                    // verified bytes, as the cache's own insert does; an intact one is kept.
-                    if std::fs::metadata(&obj).is_ok_and(|m| m.len() != written) {
-                        std::fs::rename(&tmp, &obj).at(&obj)
-                    } else {
-                        let _ = std::fs::remove_file(&tmp);
-                        Ok(())
-                    }
-                }
-                Err(e) => Err(Error::io(&obj, e)),
-            }
-        })();
-        if res.is_err() {
+        let res = place_temp(cache, &tmp, hash, written, "fetch_object_write");
+        if !matches!(res, Ok(true)) {
             let _ = std::fs::remove_file(&tmp);
         }
-        res.map(|()| Got::Stored(written))
+        res.map(|_| Got::Stored(written))
     }
 
     fn discard(self) {
@@ -281,15 +220,14 @@ impl Incoming {
 }
 
 /// GET `rel` (bytes `range`, or all of it) and store the `wants` it holds (sorted by offset,
-/// non-overlapping) into `cache_dir`. Returns one outcome per want, in order.
+/// non-overlapping) into `cache`. Returns one outcome per want, in order.
 pub async fn download(
     r: &Remote,
     rel: &str,
     range: Option<std::ops::Range<u64>>,
     wants: &[Want],
-    cache_dir: &Path,
+    cache: &Cache,
 ) -> Result<Vec<Got>> {
-    let files = cache_dir.join("files");
     let base = range.as_ref().map_or(0, |x| x.start);
     let opts = GetOptions {
         range: range.clone().map(GetRange::Bounded),
@@ -325,21 +263,22 @@ pub async fn download(
             let w = &wants[i];
             if pos < w.offset {
                 // Gap between wanted objects of a coalesced range: skip it.
-                let skip = ((w.offset - pos).min(data.len() as u64)) as usize;
+                let skip =
+                    usize::try_from(w.offset - pos).map_or(data.len(), |g| g.min(data.len()));
                 data = &data[skip..];
                 pos += skip as u64;
                 continue;
             }
             if cur.is_none() {
-                cur = Some(Incoming::new(&files)?);
+                cur = Some(Incoming::new(cache)?);
             }
-            let take = ((end_of(w) - pos).min(data.len() as u64)) as usize;
+            let take = usize::try_from(end_of(w) - pos).map_or(data.len(), |g| g.min(data.len()));
             cur.as_mut().map(|c| c.write(&data[..take])).transpose()?;
             data = &data[take..];
             pos += take as u64;
             if pos == end_of(w) {
                 let inc = cur.take().expect("object in progress");
-                out[i] = inc.finish(cache_dir, &w.hash)?;
+                out[i] = inc.finish(cache, &w.hash)?;
                 i += 1;
             }
         }
@@ -350,7 +289,7 @@ pub async fn download(
     if let Some(inc) = cur.take() {
         // A loose object of unknown size ends with the stream; anything else is short.
         if i < wants.len() && wants[i].len.is_none() {
-            out[i] = inc.finish(cache_dir, &wants[i].hash)?;
+            out[i] = inc.finish(cache, &wants[i].hash)?;
         } else {
             inc.discard();
             if i < wants.len() {
@@ -393,11 +332,11 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
 
-    fn sources(cache: &Path, names: &[String]) -> Vec<Source> {
+    fn sources(cache: &std::path::Path, names: &[String]) -> Vec<Source> {
         names
             .iter()
             .map(|h| {
-                let path = crate::manifest::object_path(cache, h);
+                let path = object(cache, h);
                 let len = std::fs::metadata(&path).unwrap().len();
                 Source {
                     hash: h.clone(),
@@ -418,7 +357,7 @@ mod tests {
             true
         })
         .unwrap();
-        let lens: Vec<_> = parts.iter().map(|b| b.len()).collect();
+        let lens: Vec<_> = parts.iter().map(Bytes::len).collect();
         assert_eq!(lens, vec![4, 4, 4]);
         assert_eq!(parts.concat(), b"helloworld!!");
         // Flip a byte of the second object: the read names it.
@@ -431,7 +370,7 @@ mod tests {
     #[test]
     fn multipart_upload_round_trips_and_download_verifies() {
         let big: Vec<u8> = (0..(PART + PART / 2 + 7))
-            .map(|i| (i % 251) as u8)
+            .map(|i| u8::try_from(i % 251).unwrap())
             .collect();
         let (d, names) = cache_with(&[&big, b"small one"]);
         let r = memory_remote();
@@ -454,10 +393,16 @@ mod tests {
             },
         ];
         let got = r
-            .block_on(download(&r, "packs/x.pack", None, &wants, fresh.path()))
+            .block_on(download(
+                &r,
+                "packs/x.pack",
+                None,
+                &wants,
+                &Cache::new(fresh.path()),
+            ))
             .unwrap();
         assert_eq!(got, vec![Got::Stored(big.len() as u64), Got::Stored(9)]);
-        let p = crate::manifest::object_path(fresh.path(), &names[1]);
+        let p = object(fresh.path(), &names[1]);
         assert_eq!(std::fs::read(p).unwrap(), b"small one");
         // A range that only covers the second object.
         let fresh2 = tempfile::tempdir().unwrap();
@@ -469,7 +414,7 @@ mod tests {
                 "packs/x.pack",
                 Some(start..start + 9),
                 &wants[1..],
-                fresh2.path(),
+                &Cache::new(fresh2.path()),
             ))
             .unwrap();
         assert_eq!(got, vec![Got::Stored(9)]);
@@ -489,16 +434,28 @@ mod tests {
             len: None,
         }];
         let got = r
-            .block_on(download(&r, "objects/x", None, &wants, fresh.path()))
+            .block_on(download(
+                &r,
+                "objects/x",
+                None,
+                &wants,
+                &Cache::new(fresh.path()),
+            ))
             .unwrap();
         assert_eq!(got, vec![Got::Corrupt]);
-        assert!(!crate::manifest::object_path(fresh.path(), &h).exists());
+        assert!(!object(fresh.path(), &h).exists());
         let left: Vec<_> = std::fs::read_dir(fresh.path().join("files"))
             .unwrap()
             .collect();
         assert!(left.is_empty(), "no temp left behind");
         let missing = r
-            .block_on(download(&r, "objects/none", None, &wants, fresh.path()))
+            .block_on(download(
+                &r,
+                "objects/none",
+                None,
+                &wants,
+                &Cache::new(fresh.path()),
+            ))
             .unwrap();
         assert_eq!(missing, vec![Got::Missing]);
     }

@@ -68,6 +68,19 @@ def test_checkout_mode_list_and_bad_mode(proj: Project) -> None:
     result = proj.cli("checkout", "--checkout-mode", "symlink")
     assert result.exit_code == 2
     assert "symlink" in result.output
+    # one rule with cache.link_modes: a mode listed twice is a usage error too
+    result = proj.cli("checkout", "--checkout-mode", "copy", "--checkout-mode", "hardlink,copy")
+    assert result.exit_code == 2
+    assert "'copy' is listed twice" in result.output
+
+
+def test_checkout_jobs(proj: Project) -> None:
+    (proj.root / "model.txt").unlink()
+    (proj.root / "other.txt").unlink()
+    run_ok(proj.cli("checkout", "-j", "1"))
+    assert proj.read("model.txt") == "model of HELLO\n"
+    assert proj.read("other.txt") == "\nolleh"
+    assert proj.cli("checkout", "-j", "0").exit_code == 2
 
 
 def test_checkout_directory_output(

@@ -1,4 +1,4 @@
-"""`pivot commit` and `--no-commit` (seed 004, spec §6)."""
+"""`pivot commit` and `--no-commit` (docs/cli.md, "Recording without running")."""
 
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ def test_commit_after_no_commit_writes_lock_and_cache(proj: Project) -> None:
     result = run_ok(proj.cli("repro"))
     assert proj.runs() == []
     assert "Summary: 0 ran, 4 cached" in result.stderr
+
+
+def test_commit_jobs(proj: Project) -> None:
+    run_ok(proj.cli("repro", "--no-commit"))
+    assert proj.cli("commit", "-j", "0").exit_code == 2
+    result = run_ok(proj.cli("commit", "-j", "1"))
+    assert result.stdout.splitlines()[0] == "Committed 4 stage(s):"
 
 
 def test_commit_no_args_commits_stale_only(ran: Project) -> None:

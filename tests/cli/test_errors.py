@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import pivot
 from pivot import cli as cli_mod
 from pivot.cli import _common, cli
-from pivot.exceptions import UsageError, ValidationError
+from pivot.exceptions import ValidationError
 
 RunPivot = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -45,13 +45,14 @@ def probe(what: str, stages: tuple[str, ...]) -> None:
     logging.getLogger("pivot.probe").info("probe info")
     logging.getLogger("pivot.probe").debug("probe debug")
     if what == "stages":
-        loaded = _common.load()
-        for name in _common.check_stages(loaded.graph.names, stages):
+        from pivot.engine.context import load_context
+
+        for name in _common.stage_names(load_context(), stages):
             click.echo(name)
     elif what == "pivot":
         raise ValidationError("stage 'x': bad\nthing")
     elif what == "usage":
-        raise UsageError("bad flags")
+        raise click.UsageError("bad flags")
     elif what == "unexpected":
         raise ValueError("boom")
     elif what == "interrupt":

@@ -141,3 +141,18 @@ def test_bad_config_names_file_and_key(
     with pytest.raises(ConfigError) as exc:
         config.load_config(tmp_path / ".pivot")
     assert filename in str(exc.value) and fragment in str(exc.value)
+
+
+def test_link_modes_are_the_enum_and_jobs_resolve_in_order(tmp_path: Path) -> None:
+    import os
+
+    from pivot.storage.links import LinkMode
+
+    project.init(tmp_path)
+    pivot_dir = tmp_path / ".pivot"
+    (pivot_dir / "config.yaml").write_text("cache:\n  link_modes: copy\ncore:\n  jobs: 3\n")
+    cfg = config.load_config(pivot_dir)
+    assert cfg.link_modes == (LinkMode.COPY,) and isinstance(cfg.link_modes[0], LinkMode)
+    assert config.resolve_jobs(5, cfg) == 5  # -j beats the config
+    assert config.resolve_jobs(None, cfg) == 3
+    assert config.resolve_jobs(None, config.Config()) == (os.cpu_count() or 1)

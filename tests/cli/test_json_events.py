@@ -1,4 +1,4 @@
-"""`--json` on repro/run: the JSONL event stream of spec §6, and nothing else on stdout."""
+"""`--json` on repro/run: the JSONL event stream (docs/cli.md, "--json events"), and nothing else on stdout."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def _check_stream(events: list[dict[str, object]], n_stages: int) -> None:
         "ran",
         "skipped",
         "failed",
+        "blocked",
         "total_duration_ms",
         "timestamp",
     }
@@ -46,14 +47,14 @@ def _check_stream(events: list[dict[str, object]], n_stages: int) -> None:
                 "index",
                 "total",
             }
-            assert e["status"] in ("ran", "skipped", "failed")
+            assert e["status"] in ("ran", "skipped", "failed", "blocked")
             assert isinstance(e["duration_ms"], (int, float))
         assert e["total"] == n_stages
         assert 0 <= int(str(e["index"])) <= n_stages
     completes = [e for e in events if e["type"] == "stage_complete"]
     assert len(completes) == n_stages
     result = events[-1]
-    for status in ("ran", "skipped", "failed"):
+    for status in ("ran", "skipped", "failed", "blocked"):
         assert result[status] == sum(1 for e in completes if e["status"] == status)
 
 
@@ -88,12 +89,24 @@ def test_repro_json_failure_and_blocked(proj: Project) -> None:
     by_stage = {e["stage"]: e for e in events if e["type"] == "stage_complete"}
     assert by_stage["prepare"]["status"] == "failed"
     assert by_stage["other"]["status"] == "ran"
-    # blocked stages are reported as failed with a "blocked" reason and never start
-    assert by_stage["train"]["status"] == "failed"
-    assert str(by_stage["train"]["reason"]).startswith("blocked")
+    # blocked stages keep their status, are counted apart from failures and never start
+    assert by_stage["train"]["status"] == "blocked"
+    assert by_stage["train"]["reason"] == "blocked by prepare"
+    assert by_stage["evaluate"]["status"] == "blocked"
     starts = {e["stage"] for e in events if e["type"] == "stage_start"}
     assert "train" not in starts
-    assert events[-1]["failed"] == 3
+    assert events[-1]["failed"] == 1
+    assert events[-1]["blocked"] == 2
+
+
+def test_repro_json_fail_fast_blocked(proj: Project) -> None:
+    proj.write("FAIL_prepare", "")
+    events = jsonl(run_ok(proj.cli("repro", "--json", "-j", "1"), 1).stdout)
+    _check_stream(events, 4)
+    blocked = [e for e in events if e["type"] == "stage_complete" and e["status"] == "blocked"]
+    assert blocked and all(str(e["reason"]).startswith(("blocked", "not run")) for e in blocked)
+    assert events[-1]["failed"] == 1
+    assert events[-1]["blocked"] == len(blocked)
 
 
 def test_run_json_events(proj: Project) -> None:

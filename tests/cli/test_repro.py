@@ -1,4 +1,4 @@
-"""`pivot repro`: DAG-aware runs, dry-run, explain, fail-fast vs keep-going (seed 000)."""
+"""`pivot repro`: DAG-aware runs, dry-run, explain, fail-fast vs keep-going (docs/cli.md, "pivot repro")."""
 
 from __future__ import annotations
 

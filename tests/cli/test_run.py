@@ -1,4 +1,4 @@
-"""`pivot run`: exact stages, given order, keep-going by default (seed 000)."""
+"""`pivot run`: exact stages, given order, keep-going by default (docs/cli.md, "pivot run")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Decision reasons (spec §5), one by one, on a real two-stage project."""
+"""Decision reasons (docs/architecture.md, "Deciding what runs"), one by one, on a real two-stage project."""
 
 from __future__ import annotations
 

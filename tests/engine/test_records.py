@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 
 import orjson
 import pytest
 from _engine_helpers import Proj, statuses
 
 from pivot.engine import checkout, commit, track, verify
+from pivot.engine.events import Progress
 
 DIR_PIPELINE = """
 def shout(text):
@@ -72,13 +74,29 @@ def test_commit_no_args_only_stale_named_unconditional(ran: Proj) -> None:
     assert (ran.root / ".pivot/stages/split.lock").read_bytes() == split_lock
 
 
+class _Progress:
+    def __init__(self) -> None:
+        self.seen: list[Progress] = []
+        self.threads: set[int] = set()
+
+    def progress(self, progress: Progress) -> None:
+        self.seen.append(progress)
+        self.threads.add(threading.get_ident())
+
+
 def test_commit_missing_dep_and_progress(proj: Proj) -> None:
     proj.pipeline(DIR_PIPELINE)
     proj.write("data/raw.txt", "xy\n")
     proj.write("out/clean.txt", "XY\n")
     proj.write("out/parts/p0.txt", "X")
-    result = commit.commit(proj.ctx(), None, progress=True)
+    sink = _Progress()
+    result = commit.commit(proj.ctx(), None, progress=sink)
     assert sorted(result.committed) == ["prep", "split"]
+    # reported on this thread, from nothing done to everything done, with the files and bytes
+    # the cache counted as it inserted them (at least out/parts/p0.txt, 1 byte)
+    assert sink.seen[0].stages == 0 and sink.seen[-1].stages == sink.seen[-1].total == 2
+    assert sink.seen[-1].files >= 1 and sink.seen[-1].bytes >= 1
+    assert sink.threads == {threading.get_ident()}
     lock = proj.lock("split")
     assert lock is not None and lock["outs"]["out/parts"]["is_dir"]
     assert lock["outs"]["out/parts"]["nfiles"] == 1

@@ -1,6 +1,6 @@
-"""Change-detection matrix (issue 3): each case is a real edit to real files of a temp project,
-fingerprinted before and after in fresh interpreters; exactly the stages that reach the edited
-code must change."""
+"""Change-detection matrix (docs/architecture.md, "Fingerprinting"): each case is a real edit
+to real files of a temp project, fingerprinted before and after in fresh interpreters; exactly
+the stages that reach the edited code must change."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Helpers for the hostile-input and hostile-environment cases (issue 5, cases 7, 8, 11-13).
+"""Helpers for the hostile-input and hostile-environment cases (docs/reliability.md,
+"Hostile input and environment").
 
 Each test builds its own small project on disk and drives the real CLI through
 `_invariants.pivot` (a fresh interpreter per command). Trees are compared as raw bytes

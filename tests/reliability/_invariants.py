@@ -1,4 +1,4 @@
-"""Invariants I1–I5 of issue 5, checked after every reliability case.
+"""Invariants I1–I5 of docs/reliability.md, checked after every reliability case.
 
 Imported as `_invariants` by every module in tests/reliability (pytest's default import mode
 puts this directory on sys.path). Everything reads the project from disk; nothing imports the

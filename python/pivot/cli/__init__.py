@@ -13,7 +13,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -36,6 +36,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "list": ("pivot.cli.list_cmd", "list_cmd", "List stages with their deps and outs."),
     "dag": ("pivot.cli.dag", "dag", "Show the stage graph as text, DOT or Mermaid."),
     "track": ("pivot.cli.track", "track", "Put data files or directories under pivot."),
+    "metrics": ("pivot.cli.metrics", "metrics", "Show and compare metrics across revisions."),
+    "params": ("pivot.cli.params", "params", "Show and compare stage params across revisions."),
+    "plots": ("pivot.cli.plots", "plots", "Render plots of revisions into one HTML page."),
+    "diff": ("pivot.cli.diff", "diff", "Outputs and files changed between revisions."),
+    "get": ("pivot.cli.get", "get", "Write an output as it was at a git revision."),
+    "history": ("pivot.cli.history", "history", "List recent runs (repro/run)."),
+    "show": ("pivot.cli.history", "show_run", "Show one recorded run, stage by stage."),
+    "config": ("pivot.cli.config_cmd", "config", "Show or change project settings."),
+    "doctor": ("pivot.cli.doctor", "doctor", "Check the installation, cache and link modes."),
+    "completion": ("pivot.cli.completion", "completion", "Print a shell-completion script."),
     "remote": ("pivot.cli.remote", "remote", "Add, list, modify or remove remotes."),
     "push": ("pivot.cli.transfer", "push", "Upload cached outputs to a remote."),
     "fetch": ("pivot.cli.transfer", "fetch", "Download cached outputs from a remote."),
@@ -53,7 +63,7 @@ class CliState:
     quiet: bool = False
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever `sys.stderr` is at emit time (CliRunner swaps it per invocation)."""
 
     def __init__(self) -> None:
@@ -90,18 +100,17 @@ def configure_logging(verbose: int, quiet: bool) -> None:
         logger.setLevel(logging.WARNING)
 
 
-def _report(ctx: click.Context, exc: BaseException) -> int:
-    """Print an error as one line on stderr (traceback first with -v); return the exit code."""
+def _report(ctx: click.Context, exc: BaseException) -> None:
+    """Print an error as one line on stderr (traceback first with -v)."""
     state = ctx.obj if isinstance(ctx.obj, CliState) else CliState()
     if state.verbose:
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, PivotError):
         message = " ".join(str(exc).splitlines()) or type(exc).__name__
         click.echo(f"Error: {message}", err=True)
-        return int(getattr(exc, "exit_code", 1))
+        return
     message = " ".join(str(exc).splitlines())
     click.echo(f"Error: {type(exc).__name__}: {message}".rstrip(": "), err=True)
-    return 1
 
 
 class LazyGroup(click.Group):
@@ -133,28 +142,27 @@ class LazyGroup(click.Group):
         # The one error boundary: every command's PivotError, unexpected exception or Ctrl-C
         # becomes one stderr line and an exit code. click's own exceptions (usage errors,
         # --help, ctx.exit) pass through to click, which prints them and exits 2/0/n.
-        from pivot import _native
+        from pivot.storage.index import deferred_saves
 
-        # One stat-index write at the end of the command rather than one per hashing call.
-        _native.index_defer_saves(True)
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except KeyboardInterrupt:
-            click.echo("Interrupted", err=True)
-            ctx.exit(130)
-        except BrokenPipeError:
-            # stdout closed early (`pivot list | head`): not an error worth a message.
-            _silence_stdout()
-            ctx.exit(1)
-        except Exception as exc:
-            ctx.exit(_report(ctx, exc))
-        finally:
+        with deferred_saves():  # one stat-index write at the end of the command
             try:
-                _native.index_defer_saves(False)
-            except (OSError, PivotError) as exc:  # the index only saves time: never fail on it
-                logging.getLogger("pivot").debug("could not save the stat index: %s", exc)
+                return super().invoke(ctx)
+            except (
+                click.exceptions.ClickException,
+                click.exceptions.Exit,
+                click.exceptions.Abort,
+            ):
+                raise
+            except KeyboardInterrupt:
+                click.echo("Interrupted", err=True)
+                ctx.exit(130)
+            except BrokenPipeError:
+                # stdout closed early (`pivot list | head`): not an error worth a message.
+                _silence_stdout()
+                ctx.exit(1)
+            except Exception as exc:
+                _report(ctx, exc)
+                ctx.exit(1)
 
 
 def _silence_stdout() -> None:

@@ -1,34 +1,24 @@
-"""Helpers shared by CLI commands: loading a project's graph, stage names, JSON output.
+"""Helpers shared by CLI commands: global options, stage names, JSON and diagnostic output.
 
-Heavy modules (rustworkx, the pipeline and its pydantic models) are imported inside the
-functions, so importing a command module stays cheap.
+Commands load their project with `pivot.engine.context.load_context`, the one loader (imported
+inside the command, like every heavy module, so importing a command module stays cheap).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
     from pivot.cli import CliState
-    from pivot.graph import PipelineGraph
-    from pivot.pipeline import Pipeline
-    from pivot.project import Project
+    from pivot.engine.context import Context
+    from pivot.engine.plan import Decision
 
-
-@dataclass
-class Loaded:
-    """A project with its pipeline and validated graph."""
-
-    project: Project
-    pipeline: Pipeline
-    graph: PipelineGraph
-    cwd: Path
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def get_state(ctx: click.Context | None = None) -> CliState:
@@ -43,35 +33,53 @@ def get_state(ctx: click.Context | None = None) -> CliState:
     return CliState()
 
 
-def load_project(cwd: Path | None = None, cache_dir: str | Path | None = None) -> Project:
-    """find_root from `cwd` (default: the current directory) and open the project."""
-    from pivot.project import Project, find_root
-
-    where = Path.cwd() if cwd is None else Path(cwd)
-    return Project.load(find_root(where), cache_dir)
+def quiet(ctx: click.Context | None = None) -> bool:
+    """Whether the global `-q` was given."""
+    return get_state(ctx).quiet
 
 
-def load(
-    cwd: Path | None = None, *, check_missing: bool = True, cache_dir: str | Path | None = None
-) -> Loaded:
-    """find_root -> load_pipeline -> PipelineGraph.build."""
-    from pivot.graph import PipelineGraph
-    from pivot.pipeline.discovery import load_pipeline
+def stage_names(ctx: Context, requested: Iterable[str]) -> list[str]:
+    """The stages `requested` selects, in order, without repeats: names, matrix groups
+    (`train` -> every `train@…`) and patterns (`train@*`), expanded by `pivot.selection`;
+    UnknownStageError naming every unknown one, with "did you mean" suggestions."""
+    from pivot.selection import expand_stages
 
-    where = (Path.cwd() if cwd is None else Path(cwd)).resolve()
-    project = load_project(where, cache_dir)
-    pipeline = load_pipeline(project.root, where)
-    graph = PipelineGraph.build(pipeline.stages, project.root, check_missing=check_missing)
-    return Loaded(project=project, pipeline=pipeline, graph=graph, cwd=where)
+    return expand_stages(requested, ctx.graph.names)
 
 
-def check_stages(known: Iterable[str], requested: Iterable[str]) -> list[str]:
-    """The requested names, in order and without repeats; UnknownStageError with suggestions."""
-    from pivot.graph import check_stage_names
+def pivot_dir() -> Path:
+    """`.pivot/` of the project containing the current directory (for commands that only edit
+    its config: `config`, `remote`)."""
+    from pivot.project import PIVOT_DIR, find_root
 
-    wanted = list(dict.fromkeys(requested))
-    check_stage_names(wanted, list(known))
-    return wanted
+    return find_root(Path.cwd()) / PIVOT_DIR
+
+
+def cache_dir_option(command: F) -> F:
+    """`--cache-dir` for every command that touches the cache, passed on as an absolute path
+    (resolved from the cwd). It beats env PIVOT_CACHE_DIR, which beats the config's
+    `cache.dir` (`Project.load`)."""
+    return click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        callback=_absolute,
+        help="Use this cache directory (default: env PIVOT_CACHE_DIR, config cache.dir, "
+        ".pivot/cache).",
+    )(command)
+
+
+def _absolute(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    return value.resolve() if value is not None else None
+
+
+def all_option(command: F) -> F:
+    """`--all`: every pipeline file at or below the current directory, as one graph."""
+    return click.option(
+        "--all",
+        "all_pipelines",
+        is_flag=True,
+        help="Every pipeline (pipeline.py / pivot.yaml) in or below the current directory.",
+    )(command)
 
 
 def echo_json(data: Any, *, indent: bool = False) -> None:
@@ -86,5 +94,19 @@ def echo_json(data: Any, *, indent: bool = False) -> None:
 
 def info(message: str) -> None:
     """A diagnostic line on stderr, suppressed by -q."""
-    if not get_state().quiet:
+    if not quiet():
         click.echo(message, err=True)
+
+
+def decision_status(will_run: bool) -> str:
+    return "would run" if will_run else "would skip"
+
+
+def echo_explain(decisions: Iterable[Decision], *, only_stale: bool = False) -> None:
+    """`--explain` text: one line per stage, then indented details (which entry changed)."""
+    for d in decisions:
+        if only_stale and not d.stale:
+            continue
+        click.echo(f"{d.stage}: {decision_status(d.stale)} ({d.reason})")
+        for detail in d.details:
+            click.echo(f"    {detail}")

@@ -15,11 +15,18 @@ if TYPE_CHECKING:
 @click.command("dag")
 @click.option("--dot", is_flag=True, help="Graphviz DOT syntax.")
 @click.option("--mermaid", is_flag=True, help="Mermaid flowchart syntax.")
-def dag(dot: bool, mermaid: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Nodes and edges as JSON.")
+@_common.all_option
+def dag(dot: bool, mermaid: bool, as_json: bool, all_pipelines: bool) -> None:
     """Show stages in topological order with the stages they depend on."""
-    if dot and mermaid:
-        raise click.UsageError("--dot and --mermaid cannot be used together")
-    graph = _common.load(check_missing=False).graph
+    from pivot.engine.context import load_context
+
+    if dot + mermaid + as_json > 1:
+        raise click.UsageError("--dot, --mermaid and --json cannot be used together")
+    graph = load_context(check_missing=False, all_pipelines=all_pipelines).graph
+    if as_json:
+        _common.echo_json(to_json(graph), indent=True)
+        return
     render = to_dot if dot else to_mermaid if mermaid else to_text
     text = render(graph)
     if text:
@@ -33,6 +40,15 @@ def to_text(graph: PipelineGraph) -> str:
         up = graph.upstream(name)
         lines.append(f"{name} <- {', '.join(up)}" if up else name)
     return "\n".join(lines)
+
+
+def to_json(graph: PipelineGraph) -> dict[str, object]:
+    """`{"nodes": [{name, upstream}], "edges": [{from, to, paths}]}`, nodes topological."""
+    nodes = [{"name": n, "upstream": graph.upstream(n)} for n in graph.order()]
+    edges = [
+        {"from": e.upstream, "to": e.downstream, "paths": list(e.out_paths)} for e in graph.edges()
+    ]
+    return {"nodes": nodes, "edges": edges}
 
 
 def _dot_quote(text: str) -> str:

@@ -27,7 +27,7 @@ def init(force: bool) -> None:
     except ProjectNotFoundError:  # pragma: no cover - we just created one
         outer = cwd
     if outer != cwd:
-        # The top-most .pivot/ is the root (spec §2), so this one would be ignored.
+        # The top-most .pivot/ is the root (docs/architecture.md), so this one would be ignored.
         logging.getLogger("pivot").warning(
             "%s is inside the pivot project %s; commands run here will use that project",
             cwd,

@@ -8,20 +8,27 @@ from pivot.cli import _common
 
 
 @click.command("list")
+@click.argument("stages", nargs=-1)
 @click.option("--deps", is_flag=True, help="Also show each stage's dependencies and outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document on stdout.")
-def list_cmd(deps: bool, as_json: bool) -> None:
-    """List the pipeline's stages in registration order."""
+@_common.all_option
+def list_cmd(stages: tuple[str, ...], deps: bool, as_json: bool, all_pipelines: bool) -> None:
+    """List the pipeline's stages in registration order (STAGES: names, groups or patterns)."""
+    from pivot.engine.context import load_context
+
     # Listing must work before data is pulled: missing dependency files are not an error here.
-    loaded = _common.load(check_missing=False)
-    stages = loaded.pipeline.stages
+    ctx = load_context(check_missing=False, all_pipelines=all_pipelines)
+    every = ctx.pipeline.stages
+    if stages:
+        wanted = set(_common.stage_names(ctx, stages))
+        every = {name: info for name, info in every.items() if name in wanted}
     if as_json:
-        _common.echo_json({"stages": [info.describe() for info in stages.values()]}, indent=True)
+        _common.echo_json({"stages": [info.describe() for info in every.values()]}, indent=True)
         return
-    if not stages:
+    if not every:
         _common.info("No stages")
         return
-    for name, info in stages.items():
+    for name, info in every.items():
         click.echo(name)
         if deps:
             click.echo(f"  deps: {', '.join(info.dep_paths) or '(none)'}")

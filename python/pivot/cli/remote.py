@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from pivot.cli import _common
+from pivot.config import REMOTE_PLAIN_KEYS, REMOTE_SECRET_KEYS
 
-KEYS = (
-    "url",
-    "endpoint_url",
-    "region",
-    "profile",
-    "jobs",
-    "retries",
-    "access_key_id",
-    "secret_access_key",
-    "session_token",
-)
-
-
-def _pivot_dir() -> Path:
-    from pivot.project import PIVOT_DIR, find_root
-
-    return find_root(Path.cwd()) / PIVOT_DIR
+# The keys of a remote, as `pivot.config` validates them (plain ones first, then secrets).
+KEYS = (*sorted(REMOTE_PLAIN_KEYS), *sorted(REMOTE_SECRET_KEYS))
 
 
 @click.group("remote")
@@ -43,7 +27,7 @@ def add(name: str, url: str, make_default: bool, local: bool, force: bool) -> No
     from pivot.exceptions import ConfigError
     from pivot.storage import remote_config
 
-    pivot_dir = _pivot_dir()
+    pivot_dir = _common.pivot_dir()
     remote_config.check_name(name)
     if name in remote_config.load_remotes(pivot_dir).remotes:
         if not force:
@@ -60,17 +44,17 @@ def add(name: str, url: str, make_default: bool, local: bool, force: bool) -> No
 @click.option("--local", is_flag=True, help="Write to .pivot/config.local (not committed).")
 def default(name: str | None, unset: bool, local: bool) -> None:
     """Set (or with no NAME, print) the default remote."""
-    from pivot.exceptions import RemoteNotFoundError, UsageError
+    from pivot.exceptions import RemoteNotFoundError
     from pivot.storage import remote_config
 
-    pivot_dir = _pivot_dir()
+    pivot_dir = _common.pivot_dir()
     if unset:
         remote_config.set_default(pivot_dir, None, local=local)
         return
     if name is None:
         current = remote_config.load_remotes(pivot_dir).default
         if current is None:
-            raise UsageError("no default remote")
+            raise click.UsageError("no default remote")
         click.echo(current)
         return
     if name not in remote_config.load_remotes(pivot_dir).remotes:
@@ -84,7 +68,7 @@ def list_(as_json: bool) -> None:
     """List remotes: NAME URL (the default is marked)."""
     from pivot.storage import remote_config
 
-    rs = remote_config.load_remotes(_pivot_dir())
+    rs = remote_config.load_remotes(_common.pivot_dir())
     if as_json:
         _common.echo_json(
             {
@@ -106,7 +90,7 @@ def remove(name: str) -> None:
     """Remove remote NAME from config.yaml and config.local."""
     from pivot.storage import remote_config
 
-    remote_config.remove(_pivot_dir(), name)
+    remote_config.remove(_common.pivot_dir(), name)
     _common.info(f"Removed remote {name}")
 
 
@@ -118,18 +102,18 @@ def remove(name: str) -> None:
 @click.option("--local", is_flag=True, help="Write to .pivot/config.local (not committed).")
 def modify(name: str, key: str, value: str | None, unset: bool, local: bool) -> None:
     """Set KEY of remote NAME (secrets always go to .pivot/config.local)."""
-    from pivot.exceptions import RemoteNotFoundError, UsageError
+    from pivot.exceptions import RemoteNotFoundError
     from pivot.storage import remote_config
 
-    pivot_dir = _pivot_dir()
+    pivot_dir = _common.pivot_dir()
     if name not in remote_config.load_remotes(pivot_dir).remotes:
         raise RemoteNotFoundError(f"remote '{name}' is not configured")
     if unset == (value is not None):
-        raise UsageError("give a VALUE or --unset")
+        raise click.UsageError("give a VALUE or --unset")
     parsed: object = value
     if key in ("jobs", "retries") and value is not None:
         try:
             parsed = int(value)
         except ValueError:
-            raise UsageError(f"{key} must be an integer, got {value!r}") from None
+            raise click.UsageError(f"{key} must be an integer, got {value!r}") from None
     remote_config.set_keys(pivot_dir, name, {key: parsed}, local=local)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import pathlib
+from typing import TYPE_CHECKING
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common, _run_common
+
+if TYPE_CHECKING:
+    from pivot.engine.context import Context
 
 
 @click.command("repro")
@@ -15,96 +19,77 @@ from pivot.cli import _run_common
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would run, run nothing.")
 @click.option("-e", "--explain", is_flag=True, help="Show why each stage would run, run nothing.")
 @click.option(
-    "-k",
-    "--keep-going",
-    is_flag=True,
-    help="After a failure, keep running stages that do not depend on it.",
-)
-@click.option(
     "--allow-missing",
     is_flag=True,
     help="With --dry-run: do not fail on missing dependency files.",
 )
-@click.option(
-    "--pull",
-    is_flag=True,
-    help="Before running a stage, fetch its run-cache entry and outputs from the remote.",
-)
-@click.option("--remote", "remote_name", help="Remote for --pull (default remote).")
-@_run_common.run_options
+@_run_common.run_options(keep_going=False, watch=True, pull=True)
 @click.pass_context
 def repro(
     click_ctx: click.Context,
     stages: tuple[str, ...],
     dry_run: bool,
     explain: bool,
-    keep_going: bool,
     allow_missing: bool,
-    pull: bool,
-    remote_name: str | None,
-    cache_dir: pathlib.Path | None,
-    jobs: int | None,
-    allow_uncached_incremental: bool,
-    checkout_missing: bool,
-    no_commit: bool,
-    as_json: bool,
-    force: bool,
+    run_args: _run_common.RunArgs,
 ) -> None:
     """Run STAGES and everything upstream of them (no STAGES: the whole pipeline).
 
     Unchanged stages are skipped or restored from the cache. Stops at the first failure
-    unless --keep-going.
+    unless --keep-going. With --watch, runs again after each change until Ctrl-C.
     """
+    from pivot.engine.context import load_context
+
     if allow_missing and not dry_run:
         raise click.UsageError("--allow-missing can only be used with --dry-run")
+    if run_args.watch and (dry_run or explain):
+        raise click.UsageError("--watch cannot be combined with --dry-run or --explain")
+    if run_args.watch:
+        from pivot.cli import _live
 
-    ctx = _run_common.load_context(cache_dir, check_missing=not allow_missing)
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
-    order = ctx.graph.order(targets or None)
+        if run_args.pull:
+            from pivot.project import open_project
 
-    if dry_run or explain:
-        _show_plan(
-            ctx, order, force=force, allow_missing=allow_missing, as_json=as_json, explain=explain
+            run_args = _run_common.with_pull(
+                run_args, open_project(pathlib.Path.cwd(), run_args.cache_dir)
+            )
+
+        # The loop loads (and reloads) the pipeline itself and expands STAGES each time.
+        _live.watch(
+            click_ctx,
+            cwd=pathlib.Path.cwd(),
+            targets=list(dict.fromkeys(stages)),
+            run_args=run_args,
         )
         return
 
-    hook = None
-    if pull or remote_name is not None:
-        from pivot.engine import transfer
-        from pivot.storage.remote import open_remote
-
-        hook = transfer.pull_hook(ctx, open_remote(ctx.project, remote_name, jobs))
-    _run_common.execute(
-        click_ctx,
-        ctx,
-        order,
-        force=force,
-        keep_going=keep_going,
-        no_commit=no_commit,
-        jobs=jobs,
-        checkout_missing=checkout_missing,
-        allow_uncached_incremental=allow_uncached_incremental,
-        as_json=as_json,
-        pull=hook,
+    ctx = load_context(
+        cache_dir=run_args.cache_dir,
+        check_missing=not allow_missing,
+        all_pipelines=run_args.all_pipelines,
     )
+    order = ctx.graph.order(_common.stage_names(ctx, stages) or None)
+
+    if dry_run or explain:
+        _show_plan(ctx, order, run_args, allow_missing=allow_missing, explain=explain)
+        return
+    _run_common.execute(click_ctx, ctx, order, _run_common.with_pull(run_args, ctx.project))
 
 
 def _show_plan(
-    ctx: object,
+    ctx: Context,
     order: list[str],
+    run_args: _run_common.RunArgs,
     *,
-    force: bool,
     allow_missing: bool,
-    as_json: bool,
     explain: bool,
 ) -> None:
-    """`--dry-run` / `--explain`: the decisions of spec §5, nothing executed."""
+    """`--dry-run` / `--explain`: the decisions (docs/architecture.md, "Engine"), nothing run."""
     from pivot.engine import plan
 
-    decisions = plan.decide(ctx, order, force=force, allow_missing=allow_missing)  # type: ignore[arg-type]
+    decisions = plan.decide(ctx, order, force=run_args.options.force, allow_missing=allow_missing)
     ordered = [decisions[name] for name in order if name in decisions]
-    if as_json:
+    if run_args.as_json:
         stages: dict[str, dict[str, object]] = {}
         for d in ordered:
             entry: dict[str, object] = {"would_run": d.will_run, "reason": d.reason}
@@ -117,8 +102,8 @@ def _show_plan(
         click.echo("No stages to run")
         return
     if explain:
-        _run_common.echo_explain(ordered)
+        _common.echo_explain(ordered)
         return
     click.echo("Would run:")
     for d in ordered:
-        click.echo(f"  {d.stage}: {_run_common.decision_status(d.will_run)} ({d.reason})")
+        click.echo(f"  {d.stage}: {_common.decision_status(d.will_run)} ({d.reason})")

@@ -2,48 +2,22 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common, _run_common
 
 
 @click.command("run")
 @click.argument("stages", nargs=-1, required=True)
-@click.option("--fail-fast", is_flag=True, help="Stop at the first failure (default: keep going).")
-@_run_common.run_options
+@_run_common.run_options(keep_going=True)
 @click.pass_context
-def run(
-    click_ctx: click.Context,
-    stages: tuple[str, ...],
-    fail_fast: bool,
-    cache_dir: pathlib.Path | None,
-    jobs: int | None,
-    allow_uncached_incremental: bool,
-    checkout_missing: bool,
-    no_commit: bool,
-    as_json: bool,
-    force: bool,
-) -> None:
+def run(click_ctx: click.Context, stages: tuple[str, ...], run_args: _run_common.RunArgs) -> None:
     """Run exactly STAGES, in the order given; their upstream stages are not run.
 
     Keeps going after a failure unless --fail-fast. Use 'pivot repro' to include dependencies.
     """
-    ctx = _run_common.load_context(cache_dir)
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
-    order = ctx.graph.exact(targets)
+    from pivot.engine.context import load_context
 
-    _run_common.execute(
-        click_ctx,
-        ctx,
-        order,
-        force=force,
-        keep_going=not fail_fast,
-        no_commit=no_commit,
-        jobs=jobs,
-        checkout_missing=checkout_missing,
-        allow_uncached_incremental=allow_uncached_incremental,
-        as_json=as_json,
-    )
+    ctx = load_context(cache_dir=run_args.cache_dir, all_pipelines=run_args.all_pipelines)
+    order = ctx.graph.exact(_common.stage_names(ctx, stages))
+    _run_common.execute(click_ctx, ctx, order, run_args)

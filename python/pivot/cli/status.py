@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common
 
 
 @click.command("status")
@@ -15,6 +16,8 @@ from pivot.cli import _run_common
 @click.option("-q", "--quiet", "local_quiet", is_flag=True, help="No output; exit 1 if stale.")
 @click.option("-e", "--explain", is_flag=True, help="Show which code entry, param or file changed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable status on stdout.")
+@_common.cache_dir_option
+@_common.all_option
 @click.option("-c", "--cloud", is_flag=True, help="Also list cached outputs not on the remote.")
 @click.option("-r", "--remote", "remote_name", help="Remote for --cloud (implies it).")
 @click.pass_context
@@ -25,6 +28,8 @@ def status(
     local_quiet: bool,
     explain: bool,
     as_json: bool,
+    cache_dir: pathlib.Path | None,
+    all_pipelines: bool,
     cloud: bool,
     remote_name: str | None,
 ) -> None:
@@ -34,17 +39,17 @@ def status(
     anything is stale.
     """
     from pivot.engine import plan
+    from pivot.engine.context import load_context
 
-    quiet = local_quiet or _run_common.global_flag(click_ctx, "quiet")
-    verbose = local_verbose or _run_common.global_flag(click_ctx, "verbose")
+    state = _common.get_state(click_ctx)
+    quiet = local_quiet or state.quiet
+    verbose = local_verbose or bool(state.verbose)
 
-    ctx = _run_common.load_context()
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
-    order = ctx.graph.order(targets or None)
+    ctx = load_context(cache_dir=cache_dir, all_pipelines=all_pipelines)
+    order = ctx.graph.order(_common.stage_names(ctx, stages) or None)
     decisions = plan.decide(ctx, order)
     ordered = [decisions[name] for name in order if name in decisions]
-    stale = [d for d in ordered if _run_common.is_stale(d)]
+    stale = [d for d in ordered if d.stale]
     remote_label = None
     missing_remote: list[str] = []
     if cloud or remote_name is not None:
@@ -53,7 +58,7 @@ def status(
 
         remote = open_remote(ctx.project, remote_name)
         remote_label = remote.name
-        missing_remote = transfer.not_pushed(ctx, remote, targets or None)
+        missing_remote = transfer.not_pushed(ctx, remote, _common.stage_names(ctx, stages) or None)
 
     if quiet:
         if stale or missing_remote:
@@ -64,7 +69,7 @@ def status(
         payload: dict[str, object] = {
             "stages": {
                 d.stage: {
-                    "stale": _run_common.is_stale(d),
+                    "stale": d.stale,
                     "reason": d.reason,
                     "details": list(d.details),
                 }
@@ -82,7 +87,7 @@ def status(
         click.echo("No stages")
         return
     if explain:
-        _run_common.echo_explain(ordered, only_stale=not verbose)
+        _common.echo_explain(ordered, only_stale=not verbose)
         if not stale:
             click.echo("All stages up to date")
         return
@@ -91,7 +96,7 @@ def status(
         for d in stale:
             click.echo(f"  {d.stage}: {d.reason}")
     if verbose:
-        fresh = [d for d in ordered if not _run_common.is_stale(d)]
+        fresh = [d for d in ordered if not d.stale]
         if fresh:
             click.echo("Up to date:")
             for d in fresh:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import threading
+import pathlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pivot.cli import _common, _run_common
+from pivot.cli import _common
+
+if TYPE_CHECKING:
+    from pivot.engine.context import Context
+    from pivot.engine.transfer import FetchResult
+    from pivot.storage.remote import Remote
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,6 +30,7 @@ def _options(func: F) -> F:
                 "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Parallel requests."
             ),
             click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout."),
+            _common.cache_dir_option,
         ]
     ):
         func = option(func)
@@ -37,43 +43,32 @@ def _mb(n: int) -> str:
 
 @contextmanager
 def _progress(verb: str, enabled: bool) -> Iterator[None]:
-    """A live line on stderr (objects, bytes, skipped) while the core transfers."""
-    import sys
-
-    if not enabled or not sys.stderr.isatty():
+    """Objects, bytes and skipped of the transfer the core is running, on stderr
+    (`cli/progress.py`: a live line on a terminal, else a plain line now and then)."""
+    if not enabled:
         yield
         return
-    from rich.console import Console
-    from rich.live import Live
-    from rich.text import Text
-
+    from pivot.cli.progress import LiveLine
     from pivot.storage.remote import progress
 
-    stop = threading.Event()
-
-    def line() -> Text:
+    def text() -> str:
         done, nbytes, skipped, total = progress()
-        return Text(f"{verb}: {done + skipped}/{total} objects, {_mb(nbytes)}, {skipped} skipped")
+        return f"{verb}: {done + skipped}/{total} objects, {_mb(nbytes)}, {skipped} skipped"
 
-    with Live(line(), console=Console(stderr=True), transient=True) as live:
-
-        def poll() -> None:
-            while not stop.wait(0.2):
-                live.update(line())
-
-        t = threading.Thread(target=poll, daemon=True)
-        t.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            t.join()
+    line = LiveLine(text)
+    try:
+        yield
+    finally:
+        line.close()
 
 
-def _open(remote_name: str | None, jobs: int | None):  # type: ignore[no-untyped-def]
+def _open(
+    remote_name: str | None, jobs: int | None, cache_dir: pathlib.Path | None
+) -> tuple[Context, Remote]:
+    from pivot.engine.context import load_context
     from pivot.storage.remote import open_remote
 
-    ctx = _run_common.load_context(check_missing=False)
+    ctx = load_context(cache_dir=cache_dir, check_missing=False)
     return ctx, open_remote(ctx.project, remote_name, jobs)
 
 
@@ -86,12 +81,13 @@ def push(
     remote_name: str | None,
     jobs: int | None,
     as_json: bool,
+    cache_dir: pathlib.Path | None,
 ) -> None:
     """Upload the cached outputs of TARGETS (default: every lock and .pvt file) to a remote."""
     from pivot.engine import transfer
 
-    quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx, remote = _open(remote_name, jobs)
+    quiet = _common.quiet(click_ctx)
+    ctx, remote = _open(remote_name, jobs, cache_dir)
     with _progress("push", not quiet and not as_json):
         result = transfer.push(ctx, remote, list(dict.fromkeys(targets)) or None)
     o = result.objects
@@ -112,11 +108,19 @@ def push(
         click_ctx.exit(1)
 
 
-def _fetch(click_ctx: click.Context, targets, remote_name, jobs, as_json, verb):  # type: ignore[no-untyped-def]
+def _fetch(
+    click_ctx: click.Context,
+    targets: tuple[str, ...],
+    remote_name: str | None,
+    jobs: int | None,
+    as_json: bool,
+    cache_dir: pathlib.Path | None,
+    verb: str,
+) -> tuple[Context, FetchResult]:
     from pivot.engine import transfer
 
-    quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx, remote = _open(remote_name, jobs)
+    quiet = _common.quiet(click_ctx)
+    ctx, remote = _open(remote_name, jobs, cache_dir)
     with _progress(verb, not quiet and not as_json):
         result = transfer.fetch(ctx, remote, list(dict.fromkeys(targets)) or None)
     o = result.objects
@@ -140,9 +144,10 @@ def fetch(
     remote_name: str | None,
     jobs: int | None,
     as_json: bool,
+    cache_dir: pathlib.Path | None,
 ) -> None:
     """Download the cached outputs of TARGETS into the cache (the workspace is untouched)."""
-    _ctx, result = _fetch(click_ctx, targets, remote_name, jobs, as_json, "fetch")
+    _ctx, result = _fetch(click_ctx, targets, remote_name, jobs, as_json, cache_dir, "fetch")
     if as_json:
         _common.echo_json(result.to_json())
     if not result.ok:
@@ -161,13 +166,14 @@ def pull(
     remote_name: str | None,
     jobs: int | None,
     as_json: bool,
+    cache_dir: pathlib.Path | None,
     force: bool,
 ) -> None:
     """Fetch, then check out TARGETS (default: everything)."""
     from pivot.engine import checkout as engine_checkout
 
-    quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx, result = _fetch(click_ctx, targets, remote_name, jobs, as_json, "pull")
+    quiet = _common.quiet(click_ctx)
+    ctx, result = _fetch(click_ctx, targets, remote_name, jobs, as_json, cache_dir, "pull")
     co = engine_checkout.checkout(ctx, list(dict.fromkeys(targets)) or None, force=force)
     if as_json:
         doc = result.to_json()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import click
 
-from pivot.cli import _run_common
+from pivot.cli import _common
 
 
 @click.command("verify")
@@ -25,6 +26,8 @@ from pivot.cli import _run_common
     metavar="PERCENT",
     help="With --cache: re-hash a random PERCENT of the file objects (manifests always).",
 )
+@_common.cache_dir_option
+@_common.all_option
 @click.option(
     "--allow-missing",
     is_flag=True,
@@ -38,6 +41,8 @@ def verify(
     as_json: bool,
     check_cache: bool,
     sample: float | None,
+    cache_dir: pathlib.Path | None,
+    all_pipelines: bool,
     allow_missing: bool,
     remote_name: str | None,
 ) -> None:
@@ -48,11 +53,11 @@ def verify(
     missing cache object, once per output path it belongs to.
     """
     from pivot.engine import verify as engine_verify
+    from pivot.engine.context import load_context
 
-    quiet = _run_common.global_flag(click_ctx, "quiet")
-    ctx = _run_common.load_context()
-    targets = _run_common.stage_list(stages)
-    _run_common.validate_stages_exist(ctx, targets)
+    quiet = _common.quiet(click_ctx)
+    ctx = load_context(cache_dir=cache_dir, all_pipelines=all_pipelines)
+    targets = _common.stage_names(ctx, stages)
     if sample is not None and not check_cache:
         raise click.UsageError("--sample needs --cache")
     remote_has = None

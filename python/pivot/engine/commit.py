@@ -1,4 +1,4 @@
-"""`pivot commit`: record the workspace as it is, without running (seed 004, spec §6).
+"""`pivot commit`: record the workspace as it is, without running (docs/cli.md, "pivot commit").
 
 No stage names: every stage whose lock differs from the workspace (code, params, deps, output
 paths or bytes). Named stages: unconditionally. Per stage, all or nothing: fingerprint, params
@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pivot.engine import plan, record, runcache
+from pivot.config import resolve_jobs
+from pivot.engine import plan, record
+from pivot.engine.events import Progress, ProgressSink
 from pivot.engine.execlock import StageLock
 from pivot.exceptions import DependencyMissingError, OutputMissingError, PivotError
+from pivot.storage import runcache
+from pivot.storage.cache import insert_progress
 from pivot.types import OutEntry
 
 if TYPE_CHECKING:
     from pivot.engine.context import Context
 
 logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.2
 
 
 @dataclass
@@ -40,8 +45,15 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def commit(ctx: Context, stages: Sequence[str] | None, progress: bool = False) -> CommitResult:
-    """Record `stages` (None: every stage whose lock differs from the workspace)."""
+def commit(
+    ctx: Context,
+    stages: Sequence[str] | None,
+    *,
+    progress: ProgressSink | None = None,
+    jobs: int | None = None,
+) -> CommitResult:
+    """Record `stages` (None: every stage whose lock differs from the workspace), `jobs` stages
+    at a time (default: `resolve_jobs`), reporting to `progress` if given."""
     names = ctx.graph.order(None) if stages is None else list(dict.fromkeys(stages))
     result = CommitResult()
     # Only `stale` and `state` are used here: skip the restorable check (a cache lookup).
@@ -75,25 +87,42 @@ def commit(ctx: Context, stages: Sequence[str] | None, progress: bool = False) -
     if not todo:
         return result
 
-    meter = _Meter(ctx, len(todo)) if progress else None
-    workers = max(1, min(len(todo), os.cpu_count() or 1, 8))
-    try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pivot-commit") as pool:
-            futs = {
-                name: pool.submit(_commit_one, ctx, name, code, params, meter)
-                for name, code, params in todo
-            }
-            for name, fut in futs.items():
-                try:
-                    fut.result()
-                except (PivotError, OSError) as e:
-                    result.failed[name] = _one_line(e)
-                else:
-                    result.committed.append(name)
-    finally:
-        if meter is not None:
-            meter.close()
+    workers = max(1, min(len(todo), resolve_jobs(jobs, ctx.config)))
+    inserted_before = insert_progress()  # before any stage starts: small ones finish at once
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pivot-commit") as pool:
+        futs = {
+            name: pool.submit(_commit_one, ctx, name, code, params) for name, code, params in todo
+        }
+        _wait_reporting(list(futs.values()), progress, inserted_before)
+    for name, fut in futs.items():
+        try:
+            fut.result()
+        except (PivotError, OSError) as e:
+            result.failed[name] = _one_line(e)
+        else:
+            result.committed.append(name)
     return result
+
+
+def _wait_reporting(
+    futs: list[Future[None]], sink: ProgressSink | None, inserted_before: tuple[int, int]
+) -> None:
+    """Wait for every stage; meanwhile report progress to `sink` (on this thread) every
+    PROGRESS_INTERVAL_S, counting files and bytes as the cache inserts them (from
+    `inserted_before`), so that one huge directory shows movement too."""
+    if sink is None:
+        wait(futs)
+        return
+    base_files, base_bytes = inserted_before
+    pending = set(futs)
+    while True:
+        files, size = insert_progress()
+        sink.progress(
+            Progress(len(futs) - len(pending), len(futs), files - base_files, size - base_bytes)
+        )
+        if not pending:
+            return
+        _done, pending = wait(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
 
 
 def _commit_one(
@@ -101,7 +130,6 @@ def _commit_one(
     name: str,
     code: dict[str, str],
     params: dict[str, Any],
-    meter: _Meter | None,
 ) -> None:
     stage = ctx.pipeline.stages[name]
     with StageLock(ctx.locks_dir, name):
@@ -122,78 +150,4 @@ def _commit_one(
                 raise OutputMissingError(f"output missing: {k}")
             info = ctx.cache.insert(path) if o.cache else ctx.cache.hash(path)
             outs[k] = plan.out_entry(info, o.cache)
-            if meter is not None:
-                meter.output_done(info["nfiles"], info["size"])
         record.write_records(ctx, name, state, outs)
-    if meter is not None:
-        meter.stage_done()
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
-class _Meter:
-    """Progress on stderr: stages, files and bytes inserted.
-
-    Uses `_native.insert_progress()` (files, bytes inserted so far in this process) when the
-    core provides it, so a single huge directory shows movement; otherwise counts per output.
-    """
-
-    def __init__(self, ctx: Context, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        from pivot import _native
-
-        self._native_progress = getattr(_native, "insert_progress", None)
-        self._base = self._native_progress() if self._native_progress else (0, 0)
-        self._lock = threading.Lock()
-        self.total = total
-        self.stages = 0
-        self.files = 0
-        self.bytes = 0
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = self._progress.add_task(self._text(), total=None)
-        self._stop = threading.Event()
-        self._progress.start()
-        self._ticker = threading.Thread(target=self._tick, daemon=True)
-        self._ticker.start()
-
-    def _text(self) -> str:
-        files, size = self.files, self.bytes
-        if self._native_progress is not None:
-            f, b = self._native_progress()
-            files, size = f - self._base[0], b - self._base[1]
-        return (
-            f"Committing: {self.stages}/{self.total} stage(s), "
-            f"{files} file(s), {_human(size)} inserted"
-        )
-
-    def _tick(self) -> None:
-        while not self._stop.wait(0.2):
-            self._progress.update(self._task, description=self._text())
-
-    def output_done(self, nfiles: int, size: int) -> None:
-        with self._lock:
-            self.files += nfiles
-            self.bytes += size
-
-    def stage_done(self) -> None:
-        with self._lock:
-            self.stages += 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self._ticker.join()
-        self._progress.stop()

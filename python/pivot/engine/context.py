@@ -23,8 +23,17 @@ class Context:
     pipeline: Pipeline
     graph: PipelineGraph
     cache: Cache
-    fingerprints: FingerprintCache
     cwd: Path = field(default_factory=Path.cwd)  # where the pipeline was discovered from
+    _fingerprints: FingerprintCache | None = field(default=None, repr=False)
+
+    @property
+    def fingerprints(self) -> FingerprintCache:
+        """The fingerprint cache, read on first use (`list`, `dag`, `checkout` never need it)."""
+        if self._fingerprints is None:
+            from pivot.fingerprint import FingerprintCache
+
+            self._fingerprints = FingerprintCache.load(self.project.state_dir)
+        return self._fingerprints
 
     @property
     def root(self) -> Path:
@@ -44,8 +53,10 @@ class Context:
 
     def save(self) -> None:
         """Persist disposable state computed during the command (the fingerprint cache)."""
+        if self._fingerprints is None:
+            return
         try:
-            self.fingerprints.save()
+            self._fingerprints.save()
         except OSError:
             pass  # state/ is disposable: failing to save it costs time later, never correctness
 
@@ -59,32 +70,42 @@ def _scandir(path: Path) -> list[os.DirEntry[str]]:
 
 
 def load_context(
-    cwd: Path | None = None, *, cache_dir: Path | None = None, check_missing: bool = True
+    cwd: Path | None = None,
+    *,
+    cache_dir: Path | None = None,
+    check_missing: bool = True,
+    all_pipelines: bool = False,
 ) -> Context:
-    """find_root -> config -> load_pipeline -> graph -> cache -> fingerprint cache."""
-    from pivot.fingerprint import FingerprintCache
+    """The one loader of a project, for every command and library caller: find_root -> config
+    -> load_pipeline -> graph -> cache. `cache_dir` (e.g. `--cache-dir`) beats the config;
+    `check_missing=False` accepts dependencies that are neither produced nor on disk."""
     from pivot.graph import PipelineGraph
     from pivot.pipeline import load_pipeline
-    from pivot.project import Project, find_root
-    from pivot.storage.cache import Cache, clean_stale_temps
+    from pivot.project import open_project
+    from pivot.storage.cache import Cache
+    from pivot.storage.files import clean_stale_temps
 
     where = Path.cwd() if cwd is None else Path(cwd).resolve()
-    project = Project.load(find_root(where), cache_dir)
-    pipeline = load_pipeline(project.root, where)
+    project = open_project(where, cache_dir)
+    if all_pipelines:
+        from pivot.pipeline.multi import load_all
+
+        pipeline = load_all(project.root, where)
+    else:
+        pipeline = load_pipeline(project.root, where)
     graph = PipelineGraph.build(pipeline.stages, project.root, check_missing=check_missing)
-    cache = Cache(project.cache_dir, project.state_dir, project.link_modes)
+    cache = Cache(project.cache_dir, project.state_dir, project.config.link_modes)
     # A crash between a durable write's temp and its rename leaves a stray temp: remove those
-    # of dead processes so that no crash ever needs manual clean-up (spec §7).
+    # of dead processes so that no crash ever needs manual clean-up (docs/reliability.md).
     runs = [Path(e.path) for e in _scandir(project.runs_dir) if e.is_dir(follow_symlinks=False)]
-    for d in (project.stages_dir, project.state_dir / "index", project.tmp_dir, *runs):
+    state = project.state_dir  # fingerprint and params caches, and the stat index below it
+    for d in (project.stages_dir, state, state / "index", project.tmp_dir, *runs):
         clean_stale_temps(d)
-    fingerprints = FingerprintCache.load(project.state_dir)
     return Context(
         project=project,
         config=project.config,
         pipeline=pipeline,
         graph=graph,
         cache=cache,
-        fingerprints=fingerprints,
         cwd=where,
     )

@@ -1,7 +1,9 @@
-"""What a run reports: per-stage results, the run summary, and the sink protocol."""
+"""What the engine reports: per-stage results, the run summary, progress, and the sink
+protocols. The engine never displays anything itself: the CLI's sinks do (`pivot.cli.output`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -45,11 +47,23 @@ class RunSummary:
 
 
 class Sink(Protocol):
-    """Receives events from the runner, always on the calling (main) thread."""
+    """Receives events from the runner, always on the thread that called `runner.run`."""
 
     def stage_start(self, stage: str, index: int, total: int) -> None: ...
 
     def stage_complete(self, result: StageResult, index: int, total: int) -> None: ...
+
+    def stage_output(self, stage: str, line: str) -> None:
+        """One line of a running stage's stdout/stderr (only when the run streams output)."""
+        return None
+
+
+def emit_output(sinks: Iterable[object], stage: str, line: str) -> None:
+    """Call `stage_output` on the sinks that have it (older sinks need not define it)."""
+    for s in sinks:
+        method = getattr(s, "stage_output", None)
+        if method is not None:
+            method(stage, line)
 
 
 class CollectSink:
@@ -58,6 +72,7 @@ class CollectSink:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, int, int]] = []
         self.results: list[StageResult] = []
+        self.output: list[tuple[str, str]] = []  # (stage, line) streamed while stages ran
 
     def stage_start(self, stage: str, index: int, total: int) -> None:
         self.events.append(("start", stage, index, total))
@@ -65,3 +80,22 @@ class CollectSink:
     def stage_complete(self, result: StageResult, index: int, total: int) -> None:
         self.events.append(("complete", result.stage, index, total))
         self.results.append(result)
+
+    def stage_output(self, stage: str, line: str) -> None:
+        self.output.append((stage, line))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a long operation (`commit`) has got."""
+
+    stages: int  # stages finished (recorded or failed)
+    total: int  # stages to record
+    files: int  # files put into the cache so far
+    bytes: int  # their bytes
+
+
+class ProgressSink(Protocol):
+    """Receives `Progress` a few times a second, always on the calling (main) thread."""
+
+    def progress(self, progress: Progress) -> None: ...

@@ -15,12 +15,9 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from pivot.storage.lock import lock_path
+
 logger = logging.getLogger(__name__)
-
-
-def _file_name(stage: str) -> str:
-    # Stage names may contain '@' (matrix) but never '/': keep the mapping 1:1 and readable.
-    return stage.replace("/", "%2F") + ".lock"
 
 
 class StageLock:
@@ -28,12 +25,8 @@ class StageLock:
 
     def __init__(self, locks_dir: Path, stage: str) -> None:
         self.stage = stage
-        self.path = locks_dir / _file_name(stage)
+        self.path = lock_path(locks_dir, stage)
         self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
 
     def try_acquire(self) -> bool:
         """Take the lock if free; False (without blocking) if another process holds it."""

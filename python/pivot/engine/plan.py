@@ -1,4 +1,5 @@
-"""The one decision function (spec §5) for repro, run, status, dry-run, explain and verify.
+"""The one decision function for repro, run, status, dry-run, explain and verify
+(docs/architecture.md, "Deciding what runs").
 
 Precedence per stage (the first that applies is the reason):
   `--force` -> "Forced";
@@ -22,8 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pivot.engine import runcache
 from pivot.exceptions import LockFileError, SchemaVersionError
+from pivot.storage import runcache
 from pivot.types import HashInfo, LockData, OutEntry
 
 if TYPE_CHECKING:
@@ -209,10 +210,6 @@ class Planner:
             self._hashes.update(zip(todo, infos, strict=True))
         return {p: self._hashes[p] for p in paths}
 
-    def forget(self, paths: Iterable[str]) -> None:
-        for p in paths:
-            self._hashes.pop(p, None)
-
     def _inside_pending_restore(self, path: str) -> bool:
         return any(path == k or path.startswith(k + "/") for k in self._pending_restore)
 
@@ -329,7 +326,7 @@ class Planner:
 def decide(
     ctx: Context, order: Sequence[str], *, force: bool = False, allow_missing: bool = False
 ) -> dict[str, Decision]:
-    """Decide every stage of `order` (spec §5); no process is started, nothing is written."""
+    """Decide every stage of `order`; no process is started, nothing is written."""
     planner = Planner(ctx, allow_missing=allow_missing)
     decisions: dict[str, Decision] = {}
     for name in order:

@@ -1,6 +1,6 @@
 """Recording a stage's results in the main process: cache objects, then lock, then run cache.
 
-The order matters (spec §7): a lock must never name an object the cache does not hold, and a
+The order matters (docs/reliability.md): a lock must never name an object the cache does not hold, and a
 run-cache entry is only an optimisation over a lock that already exists.
 """
 
@@ -10,9 +10,9 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pivot.engine import runcache
 from pivot.engine.plan import StageState, entry_info, out_entry, out_key
 from pivot.exceptions import OutputMissingError
+from pivot.storage import runcache
 from pivot.types import LockData, OutEntry
 
 if TYPE_CHECKING:
@@ -55,9 +55,17 @@ def write_records(
     lock = make_lock(stage_name, state, outs)
     ctx.project.stages_dir.mkdir(parents=True, exist_ok=True)
     write_lock(lock_path(ctx.project.stages_dir, stage_name), lock)
+    _ignore_cached(ctx, outs)
     if not has_incremental(ctx, stage_name):
         runcache.write(ctx.runs_dir, state.run_key, stage_name, outs)
     return lock
+
+
+def _ignore_cached(ctx: Context, outs: Mapping[str, OutEntry]) -> None:
+    """Cached outputs go into `.gitignore` (metrics, uncached, stay in git)."""
+    from pivot.storage.gitignore import ignore_outputs
+
+    ignore_outputs(ctx.project, [key for key, entry in outs.items() if entry["cache"]])
 
 
 def has_incremental(ctx: Context, stage_name: str) -> bool:

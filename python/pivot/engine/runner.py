@@ -16,15 +16,18 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pivot.config import resolve_jobs
 from pivot.engine import plan, record
-from pivot.engine.events import RunSummary, Sink, StageResult, Status
+from pivot.engine.events import RunSummary, Sink, StageResult, Status, emit_output
 from pivot.engine.execlock import StageLock
 from pivot.exceptions import DependencyMissingError, PivotError
 
@@ -51,18 +54,37 @@ class RunOptions:
     force: bool = False
     keep_going: bool = False
     no_commit: bool = False
-    jobs: int | None = None  # default: config core.jobs, else CPU count
+    jobs: int | None = None  # None: `resolve_jobs` (config core.jobs, else CPU count)
     checkout_missing: bool = False
     allow_uncached_incremental: bool = False
-    # `repro --pull`: called (main thread) with (stage, state) before the run-cache lookup of a
-    # stage about to run, to fetch its run-cache entry and outputs from a remote.
-    pull: Callable[[str, plan.StageState], None] | None = None
+    # Stream each running stage's stdout/stderr to the sinks' `stage_output`, line by line.
+    stream_output: bool = False
+    # `repro --pull`: called (main thread) with (ctx, stage, state) before the run-cache lookup
+    # of a stage about to run, to fetch its run-cache entry and outputs from a remote
+    # (`engine.transfer.pull_hook`; the context is passed because `--watch` reloads it).
+    pull: Callable[[Context, str, plan.StageState], None] | None = None
 
 
-def run(ctx: Context, order: Sequence[str], opts: RunOptions, sinks: Sequence[Sink]) -> RunSummary:
-    """Run `order` (see module docstring); never raises for a stage failure."""
+CANCELLED = "cancelled"
+NOT_RUN_CANCELLED = "not run: cancelled"
+
+
+def run(
+    ctx: Context,
+    order: Sequence[str],
+    opts: RunOptions,
+    sinks: Sequence[Sink],
+    cancel: threading.Event | None = None,
+) -> RunSummary:
+    """Run `order` (see module docstring); never raises for a stage failure.
+
+    Setting `cancel` (from any thread) stops the run: running workers are killed (their
+    stages fail with reason "cancelled"), nothing new starts, records in progress finish.
+    """
     mp = sys.modules.get("multiprocessing")  # not imported: cannot be a starting worker
-    if mp is not None and getattr(mp.current_process(), "_inheriting", False):
+    # (getattr: another thread may be importing it right now, leaving it half initialized)
+    current_process = getattr(mp, "current_process", None)
+    if current_process is not None and getattr(current_process(), "_inheriting", False):
         # A worker is importing the caller's main script (spawn/forkserver do): do nothing.
         raise PivotError(
             "pivot.engine.runner.run() called while a worker process was starting; guard the "
@@ -73,9 +95,9 @@ def run(ctx: Context, order: Sequence[str], opts: RunOptions, sinks: Sequence[Si
     if opts.checkout_missing:
         from pivot.engine.checkout import restore_missing_tracked
 
-        restore_missing_tracked(ctx)
+        restore_missing_tracked(ctx, jobs=opts.jobs)
     decisions = plan.decide(ctx, order, force=opts.force)
-    sched = _Scheduler(ctx, order, decisions, opts, sinks)
+    sched = _Scheduler(ctx, order, decisions, opts, sinks, cancel)
     try:
         sched.loop()
     except BaseException:
@@ -86,6 +108,28 @@ def run(ctx: Context, order: Sequence[str], opts: RunOptions, sinks: Sequence[Si
         ctx.save()
     sched.summary.duration_ms = (time.perf_counter() - started) * 1000.0
     return sched.summary
+
+
+def _forkserver_context() -> Any:
+    import multiprocessing
+
+    # Never fork: the Rust thread pool may already be running in this process. The fork
+    # server need not import __main__ (the default preload): workers load the pipeline.
+    mp_context = multiprocessing.get_context("forkserver")
+    mp_context.set_forkserver_preload([])
+    return mp_context
+
+
+def start_worker_server() -> None:
+    """Start the fork server now, while sys.stderr is still the real one.
+
+    It is started lazily otherwise; a full-screen UI replaces sys.stderr with an object
+    without a file descriptor, and multiprocessing then cannot start its helper processes.
+    """
+    from multiprocessing import forkserver
+
+    _forkserver_context()
+    forkserver.ensure_running()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -101,8 +145,12 @@ class _Scheduler:
         decisions: dict[str, plan.Decision],
         opts: RunOptions,
         sinks: Sequence[Sink],
+        cancel: threading.Event | None = None,
     ) -> None:
         self.ctx = ctx
+        self.cancel = cancel
+        self.stop_reason = "not run: an earlier stage failed"
+        self.tails: dict[str, _Tail] = {}  # running stage -> its streamed output file
         self.order = order
         self.decisions = decisions
         self.opts = opts
@@ -124,7 +172,8 @@ class _Scheduler:
         self.proc_futs: dict[Future[worker.WorkerOutcome], tuple[str, plan.Decision]] = {}
         self.thread_futs: dict[Future[Any], tuple[str, JobKind, plan.Decision, str]] = {}
         self.stopping = False
-        self.jobs = opts.jobs or ctx.config.jobs or os.cpu_count() or 1
+        self.stopping_cancel = False
+        self.jobs = resolve_jobs(opts.jobs, ctx.config)
         self.to_run = sum(1 for d in decisions.values() if d.will_run and not d.restore)
         self.executor: ProcessPoolExecutor | None = None
         self.threads = ThreadPoolExecutor(
@@ -159,15 +208,20 @@ class _Scheduler:
     # --- main loop -------------------------------------------------------------------------
     def loop(self) -> None:
         while self.pending or self.proc_futs or self.thread_futs:
+            if self.cancel is not None and self.cancel.is_set() and not self.stopping_cancel:
+                self._cancel()
             self._schedule()
             futs: list[Future[Any]] = [*self.proc_futs, *self.thread_futs]
+            # Wake up regularly while output is streamed or a cancel may come.
+            polling = self.lock_waiting or bool(self.tails) or self.cancel is not None
             if futs:
-                timeout = _POLL_S if self.lock_waiting else None
+                timeout = _POLL_S if polling else None
                 done, _ = wait_futures(futs, timeout=timeout, return_when=FIRST_COMPLETED)
+                self._pump()
                 for fut in done:
                     self._finish(fut)
             elif self.pending:
-                if self.lock_waiting:
+                if polling:
                     time.sleep(_POLL_S)
                 else:  # cannot happen: every pending stage has a finished or pending upstream
                     for name in list(self.pending):
@@ -186,7 +240,7 @@ class _Scheduler:
                 self._complete(name, "blocked", f"blocked by {bad}")
                 continue
             if self.stopping:
-                self._complete(name, "blocked", "not run: an earlier stage failed")
+                self._complete(name, "blocked", self.stop_reason)
                 continue
             if any(u not in self.done for u in self.ups[name]):
                 continue
@@ -237,7 +291,7 @@ class _Scheduler:
             )
         if not self.opts.force:
             if self.opts.pull is not None:
-                self.opts.pull(name, state)
+                self.opts.pull(self.ctx, name, state)
             hit = record.usable_run_cache_hit(self.ctx, name, state)
             if hit is not None:
                 self._job(name, "runcache", d, self._apply_run_cache, name, state, hit)
@@ -260,22 +314,18 @@ class _Scheduler:
 
     def _record(self, name: str, state: plan.StageState) -> None:
         outs = record.collect_outputs(self.ctx, name, insert=not self.opts.no_commit)
-        if not self.opts.no_commit:  # --no-commit: hashed only, nothing durable (seed 004)
+        if not self.opts.no_commit:  # --no-commit: hashed only, nothing durable (docs/cli.md)
             record.write_records(self.ctx, name, state, outs)
 
     # --- worker processes ------------------------------------------------------------------
     def _pool(self) -> ProcessPoolExecutor:
         if self.executor is None:
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             from pivot.engine import worker
 
             n = max(1, min(self.jobs, self.to_run or 1))
-            # Never fork: the Rust thread pool may already be running in this process. The fork
-            # server need not import __main__ (the default preload): workers load the pipeline.
-            mp_context = multiprocessing.get_context("forkserver")
-            mp_context.set_forkserver_preload([])
+            mp_context = _forkserver_context()
             self.executor = ProcessPoolExecutor(
                 max_workers=n,
                 mp_context=mp_context,
@@ -299,16 +349,19 @@ class _Scheduler:
             if previous is not None and not ctx.cache.contains(previous):
                 previous = None
             incremental.append(worker.IncrementalPrep(str(ctx.abspath(key)), previous))
+        # A stage merged by `--all` is loaded by the worker from its own pipeline file.
+        origin_dir, origin_name = ctx.pipeline.origins.get(name, (ctx.cwd, name))
         task = worker.WorkerTask(
-            stage=name,
+            stage=origin_name,
             root=str(ctx.root),
-            cwd=str(ctx.cwd),
+            cwd=str(origin_dir),
             remove=tuple(str(ctx.abspath(o.path)) for o in stage.outs if o.kind != "incremental"),
             incremental=tuple(incremental),
             cache_dir=str(ctx.cache.cache_dir),
             state_dir=str(ctx.cache.state_dir) if ctx.cache.state_dir is not None else None,
             allow_uncached_incremental=self.opts.allow_uncached_incremental,
             trash_dir=str(ctx.project.tmp_dir) if ctx.project.tmp_dir.is_dir() else None,
+            log_path=self._log_path(name) if self.opts.stream_output else None,
         )
         for g in stage.mutex:
             self.busy_mutex[g] = name
@@ -326,6 +379,7 @@ class _Scheduler:
 
             name, d = self.proc_futs.pop(fut)
             self._free_mutex(name)
+            self._end_tail(name)
             try:
                 outcome: worker.WorkerOutcome = fut.result()
             except BrokenProcessPool as e:
@@ -376,6 +430,52 @@ class _Scheduler:
             self.executor.shutdown(wait=True, cancel_futures=True)
             self.executor = None
 
+    # --- streamed output ------------------------------------------------------------------
+    def _log_path(self, name: str) -> str:
+        # `.pvtmp-<pid>-…` in .pivot/tmp: removed by a later command if this process dies.
+        tmp = self.ctx.project.tmp_dir
+        tmp.mkdir(parents=True, exist_ok=True)
+        path = tmp / f".pvtmp-{os.getpid()}-out-{name.replace('/', '%2F')}"
+        self.tails[name] = _Tail(path)
+        return str(path)
+
+    def _pump(self) -> None:
+        for name, tail in self.tails.items():
+            for line in tail.read():
+                emit_output(self.sinks, name, line)
+
+    def _end_tail(self, name: str) -> None:
+        tail = self.tails.pop(name, None)
+        if tail is None:
+            return
+        for line in tail.read(final=True):
+            emit_output(self.sinks, name, line)
+        tail.path.unlink(missing_ok=True)
+
+    # --- cancel ----------------------------------------------------------------------------
+    def _cancel(self) -> None:
+        """Kill running workers, start nothing new; records already running finish."""
+        self.stopping = self.stopping_cancel = True
+        self.stop_reason = NOT_RUN_CANCELLED
+        self._kill_workers()
+        for fut, (name, _d) in list(self.proc_futs.items()):
+            del self.proc_futs[fut]
+            self._free_mutex(name)
+            self._end_tail(name)
+            self._complete(name, "failed", CANCELLED)
+
+    def _kill_workers(self) -> None:
+        if self.executor is not None:
+            procs = getattr(self.executor, "_processes", None) or {}  # no public API for this
+            for p in list(procs.values()):
+                try:
+                    p.kill()
+                except (OSError, AttributeError):
+                    pass
+            # The workers are dead: joining the pool's manager thread is quick.
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+
     # --- teardown --------------------------------------------------------------------------
     def abort(self) -> None:
         """Ctrl-C or an internal error: stop workers now; held locks are released in close()."""
@@ -397,6 +497,36 @@ class _Scheduler:
         self.threads.shutdown(wait=True)
         for name in list(self.locks):
             self._release(name)
+        for tail in self.tails.values():
+            tail.path.unlink(missing_ok=True)
+        self.tails.clear()
+
+
+class _Tail:
+    """Reads a worker's capture file as it grows and splits it into lines."""
+
+    _MAX_LINE = 64 * 1024  # a longer run of bytes without a newline is passed on as a line
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def read(self, final: bool = False) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            data = b""
+        self.offset += len(data)
+        data = self.partial + data
+        *lines, self.partial = data.split(b"\n")
+        if final or len(self.partial) > self._MAX_LINE:
+            if self.partial:
+                lines.append(self.partial)
+            self.partial = b""
+        return [ln.rstrip(b"\r").decode("utf-8", errors="replace") for ln in lines]
 
 
 _BAD = frozenset({"failed", "blocked"})

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pivot.engine import checkout as checkout_mod
-from pivot.engine import plan, runcache
+from pivot.engine import plan
+from pivot.storage import runcache
 from pivot.types import HashInfo
 
 if TYPE_CHECKING:
@@ -182,13 +183,13 @@ def not_pushed(ctx: Context, remote: Remote, targets: Sequence[str] | None = Non
     return [r.path for r, there in zip(refs, answers, strict=True) if not there]
 
 
-def pull_hook(ctx: Context, remote: Remote) -> Callable[[str, plan.StageState], None]:
-    """For `repro --pull`: before a stage runs, fetch the run-cache entry of its current inputs
-    and the objects it names, so the run-cache lookup that follows can restore instead. A
-    remote problem is a warning: the stage then simply runs."""
+def pull_hook(remote: Remote) -> Callable[[Context, str, plan.StageState], None]:
+    """For `repro --pull` (`RunOptions.pull`): before a stage runs, fetch the run-cache entry
+    of its current inputs and the objects it names, so the run-cache lookup that follows can
+    restore instead. A remote problem is a warning: the stage then simply runs."""
     from pivot.exceptions import PivotError
 
-    def hook(stage: str, state: plan.StageState) -> None:
+    def hook(ctx: Context, stage: str, state: plan.StageState) -> None:
         if any(o.kind == "incremental" for o in ctx.pipeline.stages[stage].outs):
             return
         try:

@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pivot.engine import plan, track
+from pivot.engine import plan
+from pivot.engine.track import tracked_files
 from pivot.exceptions import StorageError
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def verify(
     cache: bool = False,
     sample: float | None = None,
 ) -> VerifyResult:
-    """Decide (spec §5) and check cache presence of every cached output (and tracked file).
+    """Decide (`plan.decide`) and check cache presence of every cached output (and tracked file).
 
     `allow_missing`: outputs absent from the workspace do not make a stage stale, and objects
     absent from the local cache are accepted when `remote_has(hash)` says the remote has them.
@@ -118,13 +119,9 @@ def verify(
         if gone:
             result.missing[name] = gone
     if not stages:
-        prune = [
-            o.path for s in ctx.pipeline.stages.values() for o in s.outs if o.path.endswith("/")
-        ]
-        for pvt in track.find_pvt_files(ctx.root, prune):
-            t = track.read_pvt(ctx.root, pvt)
+        for t in tracked_files(ctx):
             if absent(t.info):
-                result.missing[pvt] = [t.path]
+                result.missing[t.pvt] = [t.path]
     if cache:
         result.cache = check_cache(ctx, order, with_tracked=not stages, sample=sample)
     return result
@@ -144,12 +141,8 @@ def _reachable(
             if e["cache"]:
                 found.append((e["hash"], e["is_dir"], f"{name}: {key}"))
     if with_tracked:
-        prune = [
-            o.path for s in ctx.pipeline.stages.values() for o in s.outs if o.path.endswith("/")
-        ]
-        for pvt in track.find_pvt_files(ctx.root, prune):
-            t = track.read_pvt(ctx.root, pvt)
-            found.append((t.info["hash"], t.info["is_dir"], f"{pvt}: {t.path}"))
+        for t in tracked_files(ctx):
+            found.append((t.info["hash"], t.info["is_dir"], f"{t.pvt}: {t.path}"))
     return found
 
 

@@ -18,11 +18,13 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pivot.exceptions import PivotError
+from pivot.storage import files
+from pivot.storage.links import LinkMode
 from pivot.types import HashInfo
 
 if TYPE_CHECKING:
@@ -32,7 +34,9 @@ _PR_SET_PDEATHSIG = 1
 _MAX_CAPTURE = 1 << 20  # keep the last MiB of a stage's output
 
 # The pipeline, loaded once per worker process (keyed by where it was loaded from).
-_PIPELINE: tuple[tuple[str, str], Pipeline] | None = None
+# (root, pipeline dir) -> loaded pipeline; several with `--all`, whose stages come from several
+# pipeline files, so that alternating tasks do not re-import them.
+_PIPELINES: dict[tuple[str, str], Pipeline] = {}
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class WorkerTask:
     cache_dir: str = ""
     state_dir: str | None = None
     allow_uncached_incremental: bool = False
+    # Capture stdout/stderr into this file (the main process tails it to stream the output);
+    # None: an anonymous temp file, read back at the end.
+    log_path: str | None = None
 
 
 @dataclass
@@ -62,7 +69,6 @@ class WorkerOutcome:
     error: str = ""  # one line: "<ExceptionType>: <message>"
     output: str = ""  # captured stdout/stderr (+ traceback for non-pivot errors)
     duration_ms: float = 0.0
-    pid: int = field(default_factory=os.getpid)
 
 
 def init_worker(main_pid: int) -> None:
@@ -105,66 +111,12 @@ def _watch_main(main_pid: int) -> None:
 
 
 def _pipeline(root: str, cwd: str) -> Pipeline:
-    global _PIPELINE
-    if _PIPELINE is None or _PIPELINE[0] != (root, cwd):
+    key = (root, cwd)
+    if key not in _PIPELINES:
         from pivot.pipeline import load_pipeline
 
-        _PIPELINE = ((root, cwd), load_pipeline(Path(root), Path(cwd)))
-    return _PIPELINE[1]
-
-
-def _chmod_writable(path: str) -> None:
-    try:
-        mode = os.lstat(path).st_mode
-        if not stat.S_ISLNK(mode):
-            os.chmod(path, stat.S_IMODE(mode) | stat.S_IWUSR)
-    except OSError:
-        pass
-
-
-def remove_path(path: str) -> None:
-    """Delete a file, link or directory tree (read-only cache links included)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(path)
-        return
-
-    def retry(func: object, p: str, exc: object) -> None:
-        # A read-only directory cannot lose entries: make it writable and retry once.
-        _chmod_writable(os.path.dirname(p))
-        _chmod_writable(p)
-        if os.path.isdir(p) and not os.path.islink(p):
-            shutil.rmtree(p)
-        elif os.path.lexists(p):
-            os.unlink(p)
-
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=retry)
-    else:
-        shutil.rmtree(path, onerror=retry)
-
-
-_TRASH_SEQ = iter(range(1 << 62))
-
-
-def _move_aside(path: str, trash_dir: str | None) -> str | None:
-    """Rename the directory `path` into `trash_dir` (same filesystem) so that it can be deleted
-    while the stage runs; the name `.pvtmp-<pid>-…` lets a later command remove it if this
-    process dies first. None: not a directory, or it cannot be moved (delete it in place)."""
-    if trash_dir is None:
-        return None
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode) or os.stat(trash_dir).st_dev != st.st_dev:
-            return None
-        dest = os.path.join(trash_dir, f".pvtmp-{os.getpid()}-trash-{next(_TRASH_SEQ)}")
-        os.rename(path, dest)
-    except OSError:
-        return None
-    return dest
+        _PIPELINES[key] = load_pipeline(Path(root), Path(cwd))
+    return _PIPELINES[key]
 
 
 def _delete_in_background(paths: list[str]) -> threading.Thread | None:
@@ -174,13 +126,8 @@ def _delete_in_background(paths: list[str]) -> threading.Thread | None:
         return None
 
     def run() -> None:
-        from pivot import _native
-
         for p in paths:
-            try:
-                _native.remove_tree(p)
-            except OSError:
-                remove_path(p)  # read-only directories deeper down: the slower, thorough way
+            files.remove_tree(p)
 
     t = threading.Thread(target=run, name="pivot-remove-old-outputs", daemon=True)
     t.start()
@@ -189,36 +136,31 @@ def _delete_in_background(paths: list[str]) -> threading.Thread | None:
 
 def _private_copy(path: str) -> None:
     """Make every file under `path` a private writable copy (break hard links to the cache)."""
-    files: list[str] = []
+    found: list[str] = []
     if os.path.isdir(path) and not os.path.islink(path):
         for dirpath, _dirs, names in os.walk(path):
-            _chmod_writable(dirpath)
-            files.extend(os.path.join(dirpath, n) for n in names)
+            files.make_writable(dirpath)
+            found.extend(os.path.join(dirpath, n) for n in names)
     else:
-        files.append(path)
-    for f in files:
+        found.append(path)
+    for f in found:
         st = os.lstat(f)
         if stat.S_ISLNK(st.st_mode):
             continue
         if st.st_nlink > 1 or not (st.st_mode & stat.S_IWUSR):
             tmp = f"{f}.pivot-tmp-{os.getpid()}"
             shutil.copy2(f, tmp)
-            _chmod_writable(tmp)
+            files.make_writable(tmp)
             os.replace(tmp, f)
 
 
 def _prepare_incremental(task: WorkerTask, inc: IncrementalPrep) -> None:
-    from pivot import _native
-
     if inc.previous is not None:
-        _native.cache_restore(
-            inc.previous["hash"],
-            inc.previous["is_dir"],
-            inc.path,
-            task.cache_dir,
-            ["copy"],
-            task.state_dir,
-        )
+        from pivot.storage.cache import Cache
+
+        state_dir = Path(task.state_dir) if task.state_dir is not None else None
+        cache = Cache(Path(task.cache_dir), state_dir)
+        cache.restore(inc.previous, Path(inc.path), [LinkMode.COPY])
         _private_copy(inc.path)
         return
     if not os.path.lexists(inc.path):
@@ -238,9 +180,9 @@ def _body(task: WorkerTask) -> None:
     stage = pipeline.stages[task.stage]
     aside: list[str] = []
     for path in task.remove:
-        moved = _move_aside(path, task.trash_dir)
+        moved = files.move_aside(path, task.trash_dir)
         if moved is None:
-            remove_path(path)
+            files.remove_path(path)
         else:
             aside.append(moved)
     deleting = _delete_in_background(aside)
@@ -261,7 +203,8 @@ def execute(task: WorkerTask) -> WorkerOutcome:
     tb = ""
     sys.stdout.flush()
     sys.stderr.flush()
-    with tempfile.TemporaryFile() as tmp:
+    capture = open(task.log_path, "w+b") if task.log_path else tempfile.TemporaryFile()
+    with capture as tmp:
         saved = (os.dup(1), os.dup(2))
         os.dup2(tmp.fileno(), 1)
         os.dup2(tmp.fileno(), 2)

@@ -1,4 +1,4 @@
-"""Code fingerprinting (spec §3): a stage's code as a manifest of named entries → hex digests.
+"""Code fingerprinting (docs/architecture.md, "Fingerprinting"): a stage's code as a manifest of named entries → hex digests.
 
 The manifest lets `--explain` say which helper changed. Entry names:
 

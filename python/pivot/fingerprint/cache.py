@@ -9,7 +9,6 @@ loader configuration) are always read from the live objects: they are cheap and 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -58,9 +57,10 @@ class FingerprintCache:
     @classmethod
     def load(cls, state_dir: Path) -> FingerprintCache:
         """Read `<state_dir>/fingerprints.json`; a missing or corrupt file gives an empty cache."""
-        self = cls(Path(state_dir) / FILE_NAME)
+        path = Path(state_dir) / FILE_NAME
+        self = cls(path)
         try:
-            data = json.loads(self.path.read_bytes())  # type: ignore[union-attr]
+            data = json.loads(path.read_bytes())
             if data.get("header") != _HEADER:
                 return self
             for file, rec in data["files"].items():
@@ -72,13 +72,13 @@ class FingerprintCache:
                     objects[str(key)] = (
                         None if info is None else (str(info[0]), tuple(str(r) for r in info[1]))
                     )
-                self._files[file] = _FileRecord(stat, objects, racy=False)  # type: ignore[arg-type]
+                self._files[file] = _FileRecord(stat, objects, racy=False)
         except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
             self._files.clear()  # disposable state: start over
         return self
 
     def save(self) -> None:
-        """Write the cache atomically (temp file + rename); racily-clean files are left out."""
+        """Write the cache durably (`write_atomic`); racily-clean files are left out."""
         if self.path is None or not self._dirty:
             return
         files = {
@@ -92,24 +92,12 @@ class FingerprintCache:
             if not rec.racy
         }
         data = json.dumps({"header": _HEADER, "files": files}, separators=(",", ":"))
+        # Imported only when something changed: a no-op run never saves.
+        from pivot.storage.files import write_atomic
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        import tempfile  # only when something changed: a no-op run never saves
-
-        fd, tmp = tempfile.mkstemp(prefix=".fingerprints.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(self.path, data.encode())
         self._dirty = False
-
-    def refresh(self) -> None:
-        """Forget which files were stat'ed (for long-lived processes, e.g. watch mode)."""
-        self._checked.clear()
-        self._indexes.clear()
 
     # --- lookups ---------------------------------------------------------------------------
     def _record(self, file: str) -> _FileRecord | None:

@@ -1,4 +1,4 @@
-"""Which code is "user code" (fingerprinted) and which is library code (not): spec §3."""
+"""Which code is "user code" (fingerprinted) and which is library code (not): docs/architecture.md, "Fingerprinting"."""
 
 from __future__ import annotations
 

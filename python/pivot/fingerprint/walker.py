@@ -14,7 +14,7 @@ import sys
 import types
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pivot.exceptions import FingerprintWarning
@@ -432,6 +432,17 @@ def _is_library_callable(obj: object) -> bool:
     return False
 
 
+def _plain_all(items: Iterable[Any], depth: int) -> list[str] | None:
+    """`_plain` of every item, or None if any of them has no plain text."""
+    parts: list[str] = []
+    for item in items:
+        text = _plain(item, depth)
+        if text is None:
+            return None
+        parts.append(text)
+    return parts
+
+
 def _plain(obj: Any, depth: int = 0) -> str | None:
     """Text of literals and containers of literals (sets sorted), else None. No side effects."""
     t = type(obj)
@@ -440,10 +451,8 @@ def _plain(obj: Any, depth: int = 0) -> str | None:
     if depth > 32:
         return None
     if t is tuple or t is list:
-        parts = [_plain(v, depth + 1) for v in obj]
-        if any(p is None for p in parts):
-            return None
-        return f"{t.__name__}[{','.join(parts)}]"  # type: ignore[arg-type]
+        parts = _plain_all(obj, depth + 1)
+        return None if parts is None else f"{t.__name__}[{','.join(parts)}]"
     if t is dict:
         items = []
         for k, v in obj.items():
@@ -453,10 +462,8 @@ def _plain(obj: Any, depth: int = 0) -> str | None:
             items.append(f"{pk}:{pv}")
         return f"dict{{{','.join(items)}}}"
     if t is set or t is frozenset:
-        parts = [_plain(v, depth + 1) for v in obj]
-        if any(p is None for p in parts):
-            return None
-        return f"{t.__name__}{{{','.join(sorted(parts))}}}"  # type: ignore[arg-type]
+        parts = _plain_all(obj, depth + 1)
+        return None if parts is None else f"{t.__name__}{{{','.join(sorted(parts))}}}"
     if isinstance(obj, enum.Enum):
         value = _plain(obj.value, depth + 1)
         if value is not None:
@@ -479,8 +486,8 @@ def _special(obj: object) -> str | None:
     if logging is not None and isinstance(obj, logging.Logger):
         return f"logger:{obj.name}"
     if t.__module__ == "numpy" and hasattr(obj, "tobytes") and hasattr(obj, "dtype"):
-        data = obj.tobytes()  # type: ignore[attr-defined]
-        return f"numpy:{obj.dtype}:{getattr(obj, 'shape', ())}:{digest(data)}"  # type: ignore[attr-defined]
+        data = obj.tobytes()
+        return f"numpy:{obj.dtype}:{getattr(obj, 'shape', ())}:{digest(data)}"
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import difflib
 import os
 import sys
@@ -11,7 +12,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pivot.exceptions import UnknownStageError, ValidationError
+from pivot import naming
+from pivot.exceptions import StageDefinitionError, UnknownStageError, ValidationError
 from pivot.pipeline import registration
 from pivot.pipeline.stage import StageInfo
 
@@ -41,6 +43,10 @@ def _find_project_root(start: Path) -> Path:
         if (d / ".pivot").is_dir():
             found = d
     return found or start
+
+
+def _where(p: Pipeline) -> str:
+    return f" ({p.source})" if p.source is not None else ""
 
 
 def _caller_dir(depth: int) -> Path:
@@ -74,6 +80,9 @@ class Pipeline:
             self.project_root = _loading_root.get() or _find_project_root(self.base_dir)
         self.stages: dict[str, StageInfo] = {}
         self.source: Path | None = None  # the pipeline file, set by load_pipeline
+        # Stages merged from pipeline files found by `--all`: name -> (directory of the pipeline
+        # file, the stage's name in it), so a worker process loads the right file.
+        self.origins: dict[str, tuple[Path, str]] = {}
 
     def register(
         self,
@@ -108,9 +117,9 @@ class Pipeline:
         yaml_params: Mapping[str, Any] | None = None,
         yaml_source: str = "pivot.yaml",
     ) -> StageInfo:
-        stage_name = name if name is not None else getattr(func, "__name__", None)
-        registration.validate_stage_name(stage_name)
-        assert isinstance(stage_name, str)
+        stage_name = naming.check_stage_name(
+            name if name is not None else getattr(func, "__name__", None), StageDefinitionError
+        )
         if stage_name in self.stages:
             raise ValidationError(f"duplicate stage name '{stage_name}' in pipeline '{self.name}'")
         info = registration.build_stage(
@@ -127,6 +136,30 @@ class Pipeline:
         )
         self.stages[stage_name] = info
         return info
+
+    def include(self, other: Pipeline, prefix: str | None = None) -> None:
+        """Add every stage of `other`, named `<prefix>.<name>` when a prefix is given.
+
+        A resulting name that is already a stage here is an error naming both pipelines, and
+        then nothing is added. Paths stay as `other` resolved them (project-relative).
+        """
+        if other is self:
+            raise ValidationError(f"pipeline '{self.name}' cannot include itself")
+        renamed: dict[str, tuple[str, StageInfo]] = {}
+        for name, info in other.stages.items():
+            new = f"{prefix}.{name}" if prefix else name
+            naming.check_stage_name(new, StageDefinitionError)
+            if new in self.stages or new in renamed:
+                raise ValidationError(
+                    f"stage '{new}' of pipeline '{other.name}'{_where(other)} conflicts with "
+                    f"stage '{new}' of pipeline '{self.name}'{_where(self)}"
+                    + ("" if prefix else "; include it with a prefix")
+                )
+            renamed[new] = (name, info if new == name else dataclasses.replace(info, name=new))
+        for new, (old, info) in renamed.items():
+            self.stages[new] = info
+            if old in other.origins:
+                self.origins[new] = other.origins[old]
 
     def get(self, name: str) -> StageInfo:
         try:

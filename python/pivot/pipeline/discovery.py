@@ -1,4 +1,4 @@
-"""Find and load the project's pipeline file (spec §2 discovery rules)."""
+"""Find and load the project's pipeline file (docs/architecture.md, "Pipeline model")."""
 
 from __future__ import annotations
 

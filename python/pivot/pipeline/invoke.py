@@ -21,8 +21,8 @@ def _load_dep(stage: StageInfo, dep: DepSpec, rel: str, root: Path) -> Any:
     if dep.incremental:
         if isinstance(dep.reader, loaders.PathOnly):
             return path
-        if not path.exists():
-            return dep.reader.empty()  # type: ignore[attr-defined]
+        if not path.exists() and isinstance(dep.reader, loaders.Loader):
+            return dep.reader.empty()  # an IncrementalOut's reader is its Loader
     elif not path.exists():
         raise DependencyMissingError(
             f"stage '{stage.name}': dependency '{rel}' (argument '{dep.arg}') does not exist"

@@ -9,10 +9,8 @@ keys or non-finite floats).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +38,14 @@ def save(state_dir: Path, key: tuple[int, ...], data: dict[str, Any]) -> None:
     if not _plain(data) or not state_dir.parent.is_dir():
         return  # not JSON-exact, or not a pivot project (no `.pivot/`): nothing to create
     text = json.dumps({"version": _VERSION, "stat": list(key), "data": data})
-    import tempfile  # only when params changed: a no-op never writes (tempfile costs ~10 ms)
+    # Imported only when params changed: a no-op never writes.
+    from pivot.storage.files import write_atomic
 
     try:
         state_dir.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".params.", suffix=".tmp", dir=state_dir)
+        write_atomic(state_dir / FILE_NAME, text.encode())
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, state_dir / FILE_NAME)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        pass
 
 
 def _plain(value: Any) -> bool:

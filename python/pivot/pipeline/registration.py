@@ -1,12 +1,10 @@
-"""Turn a stage function's annotations into a StageInfo (spec §2)."""
+"""Turn a stage function's annotations into a StageInfo (docs/architecture.md, "Pipeline model")."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import os
-import posixpath
-import re
 import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
-from pivot import loaders, outputs
+from pivot import loaders, naming, outputs
 from pivot.exceptions import StageDefinitionError
 from pivot.pipeline import params as params_mod
 from pivot.pipeline.stage import DepSpec, OutSpec, StageInfo
@@ -23,23 +21,8 @@ if TYPE_CHECKING:
     # pydantic (~0.3 s to import) is loaded only by pipelines that define StageParams.
     from pivot.stage_def import StageParams
 
-# Stage names become lock file names and CLI arguments.
-_STAGE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*\Z")
-MAX_STAGE_NAME = 200
-
 PathOverride = str | Sequence[str]
 InputMarker = outputs.Dep | outputs.PlaceholderDep | outputs.IncrementalOut
-
-
-def validate_stage_name(name: object) -> str:
-    if not isinstance(name, str) or not name:
-        raise StageDefinitionError(f"invalid stage name {name!r}: must be a non-empty string")
-    if len(name) > MAX_STAGE_NAME or not _STAGE_NAME_RE.match(name):
-        raise StageDefinitionError(
-            f"invalid stage name {name!r}: use letters, digits, '_', '-', '.', '@' "
-            f"(at most {MAX_STAGE_NAME} characters, not starting with '.' or '-')"
-        )
-    return name
 
 
 def check_stage_function(func: object, stage: str) -> Callable[..., Any]:
@@ -81,21 +64,15 @@ def normalize_path(
     text = os.fspath(raw)
     if not isinstance(text, str) or not text:
         raise StageDefinitionError(f"stage '{stage}': {field}: path must be a non-empty string")
-    if "\0" in text or "\n" in text or "\r" in text:
+    if naming.has_nul_or_newline(text):
         raise StageDefinitionError(
             f"stage '{stage}': {field}: path {text!r} contains NUL or a newline"
         )
-    trailing = text.endswith("/")
-    if is_dir and not trailing:
+    if is_dir and not text.endswith("/"):
         raise StageDefinitionError(
             f"stage '{stage}': {field}: directory output path {text!r} must end with '/'"
         )
-    if os.path.isabs(text):
-        rel = os.path.relpath(os.path.normpath(text), project_root).replace(os.sep, "/")
-    else:
-        rel = posixpath.join(_base_rel(base_dir, project_root), text)
-    rel = posixpath.normpath(rel)
-    return rel + "/" if trailing and rel != "." else rel
+    return naming.normalize(text, _base_rel(base_dir, project_root), project_root)
 
 
 @dataclass
@@ -248,8 +225,7 @@ def build_stage(
     yaml_params: Mapping[str, Any] | None = None,
     yaml_source: str = "pivot.yaml",
 ) -> StageInfo:
-    """Parse, validate and resolve one registration into a StageInfo."""
-    validate_stage_name(name)
+    """Parse, validate and resolve one registration (`name` already checked) into a StageInfo."""
     check_stage_function(func, name)
     parsed = parse_signature(func, name)
     dep_over = dict(dep_path_overrides or {})

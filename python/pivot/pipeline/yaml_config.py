@@ -153,7 +153,8 @@ def import_callable(target: Any, ctx: _Ctx) -> Callable[..., Any]:
             raise ctx.error(f"'{module_name}' has no attribute '{attr}'") from None
     if not callable(obj):
         raise ctx.error(f"'{target}' is not callable")
-    return obj  # type: ignore[no-any-return]
+    func: Callable[..., Any] = obj
+    return func
 
 
 def _mapping(value: Any, what: str, ctx: _Ctx) -> dict[str, Any]:

@@ -6,15 +6,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pivot import _native
-from pivot.types import HashInfo, ManifestEntry, VerifyReport
+from pivot.storage.links import DEFAULT_LINK_MODES, LinkMode, native_names
+from pivot.types import HashInfo, ManifestEntry, PartialRestore, VerifyReport
 
-DEFAULT_LINK_MODES: tuple[str, ...] = ("reflink", "hardlink", "copy")
 
-
-def clean_stale_temps(directory: Path) -> None:
-    """Remove `.pvtmp-<pid>-*` / `.pvold-<pid>-*` left in `directory` by a process that is gone
-    (a crash between a durable write's temp and its rename). Best effort, never raises."""
-    _native.clean_stale_temps(str(directory))
+def insert_progress() -> tuple[int, int]:
+    """(files, bytes) inserted into any cache by this process so far (for progress displays)."""
+    return _native.insert_progress()
 
 
 class Cache:
@@ -24,11 +22,11 @@ class Cache:
         self,
         cache_dir: Path,
         state_dir: Path | None = None,
-        link_modes: Sequence[str] = DEFAULT_LINK_MODES,
+        link_modes: Sequence[LinkMode | str] = DEFAULT_LINK_MODES,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.state_dir = Path(state_dir) if state_dir is not None else None
-        self.link_modes: tuple[str, ...] = tuple(link_modes)
+        self.link_modes: tuple[LinkMode, ...] = tuple(LinkMode(m) for m in link_modes)
 
     def _state(self) -> str | None:
         return str(self.state_dir) if self.state_dir is not None else None
@@ -43,13 +41,41 @@ class Cache:
 
     def insert(self, path: Path) -> HashInfo:
         """Put a file or directory into the cache and relink the workspace path to it."""
-        return _native.cache_insert(str(path), str(self.cache_dir), self._state(), self.link_modes)
+        modes = native_names(self.link_modes)
+        return _native.cache_insert(str(path), str(self.cache_dir), self._state(), modes)
 
-    def restore(self, info: HashInfo, dest: Path, link_modes: Sequence[str] | None = None) -> str:
+    def restore(
+        self, info: HashInfo, dest: Path, link_modes: Sequence[LinkMode | str] | None = None
+    ) -> LinkMode:
         """Materialise `info` at `dest` atomically; returns the link mode used."""
-        modes = self.link_modes if link_modes is None else tuple(link_modes)
-        return _native.cache_restore(
+        modes = native_names(self.link_modes if link_modes is None else link_modes)
+        used = _native.cache_restore(
             info["hash"], info["is_dir"], str(dest), str(self.cache_dir), modes, self._state()
+        )
+        return LinkMode(used)
+
+    def restore_entries(
+        self,
+        info: HashInfo,
+        dest: Path,
+        paths: Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        link_modes: Sequence[LinkMode | str] | None = None,
+    ) -> PartialRestore:
+        """Restore entries of directory `info` into the existing directory `dest`, each
+        atomically, leaving the others untouched: those at or below `paths` (relative to
+        `dest`), or with `paths=None` every missing one. Modified entries are refused unless
+        `force` or their content is in the cache."""
+        modes = native_names(self.link_modes if link_modes is None else link_modes)
+        return _native.cache_restore_entries(
+            info["hash"],
+            str(dest),
+            str(self.cache_dir),
+            modes,
+            self._state(),
+            None if paths is None else list(paths),
+            force,
         )
 
     def contains(self, info: HashInfo) -> bool:

@@ -10,16 +10,15 @@ from typing import cast
 
 import orjson
 
-from pivot import _native
+from pivot import _native, naming
 from pivot.exceptions import UnsafePathError
 from pivot.types import LockData
 
 
 def lock_path(stages_dir: Path, stage: str) -> Path:
-    """The lock file of `stage` inside `stages_dir`."""
-    if not stage or stage in (".", "..") or "/" in stage or "\0" in stage:
-        raise UnsafePathError(f"{stages_dir}: invalid stage name for a lock file: {stage!r}")
-    return stages_dir / f"{stage}.lock"
+    """`<stages_dir>/<stage>.lock` (also the name of a stage's execution lock under
+    `.pivot/tmp/locks/`); UnsafePathError if `stage` is not a valid stage name."""
+    return stages_dir / f"{naming.check_stage_name(stage, UnsafePathError)}.lock"
 
 
 def read_lock(path: Path) -> LockData | None:
@@ -33,3 +32,9 @@ def read_lock(path: Path) -> LockData | None:
 def write_lock(path: Path, data: LockData) -> None:
     """Validate, encode canonically and write `data` durably to `path`."""
     _native.lock_write(str(path), orjson.dumps(data).decode())
+
+
+def decode_lock(data: bytes, label: str) -> LockData:
+    """Validate lock bytes (e.g. read from git) exactly as `read_lock` does; errors name
+    `label` (`<rev>:.pivot/stages/<stage>.lock`) and the field."""
+    return cast(LockData, orjson.loads(_native.lock_decode(data, label)))

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from pivot import _native
 from pivot.exceptions import RemoteAuthError
-from pivot.storage.cache import clean_stale_temps
 from pivot.storage.remote_config import RemoteSettings, pick
 
 if TYPE_CHECKING:
@@ -159,9 +158,8 @@ class Remote:
         return PushReport(**r)
 
     def fetch(self, items: Iterable[Item]) -> FetchReport:
-        """Bring objects into the local cache; every byte is verified before it is stored."""
-        # Temps of a fetch killed earlier (`files/.pvtmp-<pid>-*` of dead processes).
-        clean_stale_temps(self.project.cache_dir / "files")
+        """Bring objects into the local cache; every byte is verified before it is stored.
+        (The core first removes the temps of a fetch killed earlier, as every cache write does.)"""
         r = self._native.fetch(str(self.project.cache_dir), _unique(items))
         return FetchReport(
             fetched=r["fetched"],

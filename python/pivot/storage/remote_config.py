@@ -20,7 +20,6 @@ remote:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,12 @@ from typing import Any
 
 from pivot import config as config_mod
 from pivot.exceptions import ConfigError, RemoteNotFoundError
+from pivot.storage import config_store
 
-PLAIN_KEYS = frozenset({"url", "endpoint_url", "region", "profile", "jobs", "retries"})
-SECRET_KEYS = frozenset({"access_key_id", "secret_access_key", "session_token"})
-ALL_KEYS = PLAIN_KEYS | SECRET_KEYS
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The keys and their checks live with the other config keys (`pivot.config`).
+PLAIN_KEYS = config_mod.REMOTE_PLAIN_KEYS
+SECRET_KEYS = config_mod.REMOTE_SECRET_KEYS
+ALL_KEYS = config_mod.REMOTE_KEYS
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class RemoteSettings:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not config_mod.REMOTE_NAME.match(name):
         raise ConfigError(
             f"invalid remote name {name!r}: use letters, digits, '_', '.', '-' "
             "(starting with a letter or digit)"
@@ -62,62 +62,11 @@ def check_name(name: str) -> str:
     return name
 
 
-def _check_value(path: Path, name: str, key: str, value: Any) -> Any:
-    where = f"{path}: 'remote.{name}.{key}'"
-    if key not in ALL_KEYS:
-        raise ConfigError(
-            f"{path}: unknown key 'remote.{name}.{key}' (known: {', '.join(sorted(ALL_KEYS))})"
-        )
-    if key in SECRET_KEYS and path.name != config_mod.LOCAL_CONFIG_FILE:
-        raise ConfigError(
-            f"{where} is a secret: keep it in .pivot/{config_mod.LOCAL_CONFIG_FILE} "
-            "(not committed), e.g. 'pivot remote modify --local'"
-        )
-    if value is None:
-        return None
-    if key in ("jobs", "retries"):
-        low = 1 if key == "jobs" else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            kind = "a positive" if low else "a non-negative"
-            raise ConfigError(f"{where} must be {kind} integer, got {value!r}")
-        return value
-    if not isinstance(value, str) or not value.strip() or "\x00" in value or "\n" in value:
-        raise ConfigError(f"{where} must be a non-empty one-line string")
-    if key == "url" and value.startswith("s3://") and not value[len("s3://") :].split("/")[0]:
-        raise ConfigError(f"{where}: {value!r} has no bucket (expected s3://bucket/prefix)")
-    if key == "url" and "://" in value and not value.startswith(("s3://", "file://")):
-        raise ConfigError(
-            f"{where}: {value!r}: only s3://bucket/prefix and directory paths are supported"
-        )
-    return value
-
-
-def _remote_section(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    body = data.get("remote")
-    if body is None:
-        return {}
-    if not isinstance(body, Mapping):
-        raise ConfigError(f"{path}: 'remote' must be a mapping of remote names")
-    out: dict[str, dict[str, Any]] = {}
-    for name, keys in body.items():
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError(f"{path}: invalid remote name {name!r} under 'remote'")
-        if keys is None:
-            keys = {}
-        if not isinstance(keys, Mapping):
-            raise ConfigError(f"{path}: 'remote.{name}' must be a mapping")
-        out[name] = {str(k): _check_value(path, name, str(k), v) for k, v in keys.items()}
-    return out
-
-
 def _default(path: Path, data: Mapping[str, Any]) -> tuple[bool, str | None]:
     core = data.get("core")
     if not isinstance(core, Mapping) or "remote" not in core:
         return False, None
-    value = core["remote"]
-    if value is not None and (not isinstance(value, str) or not _NAME.match(value)):
-        raise ConfigError(f"{path}: 'core.remote' must be a remote name, got {value!r}")
-    return True, value
+    return True, config_mod.remote_default(path, core["remote"])
 
 
 @dataclass(frozen=True)
@@ -133,7 +82,7 @@ def load_remotes(pivot_dir: Path) -> Remotes:
     for fname in (config_mod.CONFIG_FILE, config_mod.LOCAL_CONFIG_FILE):
         path = pivot_dir / fname
         data = config_mod._read(path)
-        for name, keys in _remote_section(path, data).items():
+        for name, keys in config_mod.remote_sections(path, data).items():
             merged.setdefault(name, {}).update(keys)
         present, value = _default(path, data)
         if present:
@@ -169,36 +118,9 @@ def pick(pivot_dir: Path, name: str | None) -> RemoteSettings:
 # --- editing ---------------------------------------------------------------------------------
 
 
-def _header(path: Path) -> str:
-    """The comment block at the top of a config file (kept across rewrites)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return ""
-    lines = []
-    for line in text.splitlines(keepends=True):
-        if line.strip() and not line.lstrip().startswith("#"):
-            break
-        lines.append(line)
-    return "".join(lines)
-
-
-def _write(path: Path, data: dict[str, Any]) -> None:
-    import yaml
-
-    from pivot import _native
-
-    header = _header(path)
-    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False) if data else ""
-    text = header + ("\n" if header and not header.endswith("\n") else "") + body
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _native.write_atomic(str(path), text.encode("utf-8"))
-
-
 def _edit(pivot_dir: Path, local: bool) -> tuple[Path, dict[str, Any]]:
-    path = pivot_dir / (config_mod.LOCAL_CONFIG_FILE if local else config_mod.CONFIG_FILE)
-    data = dict(config_mod._read(path))
-    return path, data
+    path = config_store.config_path(pivot_dir, local)
+    return path, config_store.read_file(path)
 
 
 def set_keys(pivot_dir: Path, name: str, values: Mapping[str, Any], *, local: bool) -> None:
@@ -215,15 +137,10 @@ def set_keys(pivot_dir: Path, name: str, values: Mapping[str, Any], *, local: bo
             if value is None:
                 entry.pop(key, None)
                 continue
-            entry[key] = _check_value(
-                path.with_name(config_mod.LOCAL_CONFIG_FILE) if key in SECRET_KEYS else path,
-                name,
-                key,
-                value,
-            )
+            entry[key] = config_mod.remote_value(path, name, key, value)
         section[name] = entry
         data["remote"] = section
-        _write(path, data)
+        config_store.write_file(path, data)
 
 
 def set_default(pivot_dir: Path, name: str | None, *, local: bool) -> None:
@@ -237,7 +154,7 @@ def set_default(pivot_dir: Path, name: str | None, *, local: bool) -> None:
         data["core"] = core
     else:
         data.pop("core", None)
-    _write(path, data)
+    config_store.write_file(path, data)
 
 
 def remove(pivot_dir: Path, name: str) -> None:
@@ -266,4 +183,4 @@ def remove(pivot_dir: Path, name: str) -> None:
             else:
                 data.pop("core", None)
         if changed:
-            _write(path, data)
+            config_store.write_file(path, data)

@@ -1,14 +1,15 @@
-//! Materialise a cached file or directory at a destination, all or nothing.
+//! Materialise a cached file or directory at a destination, all or nothing (docs/formats.md,
+//! "Cache objects and link modes", Restore).
 //!
 //! The new file/tree is built beside the destination under a short temp name
 //! (`.pvtmp-<pid>-<n>-<rand>`), then swapped in with `renameat2(RENAME_EXCHANGE)` (kill point
 //! `restore_swap` just before), and the old content, now under the temp name, is deleted. A
 //! crash leaves the old or the new content at `dest` plus a temp that the next restore into the
-//! same directory removes (temps of dead processes). Filesystems without RENAME_EXCHANGE get
+//! same directory removes (temps of dead processes). Filesystems without `RENAME_EXCHANGE` get
 //! rename-old-away (`.pvold-…`) then rename-new-in.
 //!
 //! Verification while restoring: no object whose bytes do not hash to its name is restored
-//! (CacheCorrupt naming the object; temp removed, dest untouched). `copy` hashes every object
+//! (`CacheCorrupt` naming the object; temp removed, dest untouched). `copy` hashes every object
 //! while copying it. `hardlink` and `reflink` share the bytes without reading them, so an
 //! object is read and hashed unless the stat index (one load and one save per restore) vouches
 //! for its content: an entry for its (dev, inode) with equal size and mtime, a non-racy mtime
@@ -18,42 +19,37 @@
 //! caught; a write that resets mtime with utime(2), and silent bit-rot, are left to
 //! `pivot verify --cache`. Manifest sizes are checked for every entry.
 //!
-//! Safety: files are created with O_CREAT|O_EXCL|O_NOFOLLOW inside a directory we just created;
+//! Safety: files are created with `O_CREAT|O_EXCL|O_NOFOLLOW` inside a directory we just created;
 //! symlinks of the tree are created last, so nothing is ever written through one. Existing
 //! components of the destination's parent that are symlinks must resolve inside the project
-//! (the directory holding `.pivot/`, else the cache directory's parent): UnsafePath otherwise.
+//! (the directory holding `.pivot/`, else the cache directory's parent): `UnsafePath` otherwise.
+//!
+//! `partial` restores some entries of a directory object in place, under the same rules.
+
+pub mod partial;
 
 use std::collections::HashSet;
 use std::fs::{self, File, Metadata};
 use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::os::unix::io::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use rayon::prelude::*;
 
 use crate::atomic::{self, kill_point};
+use crate::cache::link::{self, LinkMode, Linker};
 use crate::cache::{self, Cache};
+use crate::counters;
 use crate::error::{Error, IoContext, Result};
 use crate::hash;
 use crate::index::{self, Index};
-use crate::link::{self, LinkMode, Linker};
 use crate::manifest::{self, Manifest};
+use crate::stat::{self, Ctime};
 
-/// Restore object `hash` at `dest` without a stat index; returns the link mode used.
+/// Restore object `hash` at `dest`; returns the link mode used. With `state_dir`, objects the
+/// stat index vouches for are linked without being read, and objects read are recorded (see
+/// module doc).
 pub fn restore(
-    hash: &str,
-    is_dir: bool,
-    dest: &Path,
-    cache_dir: &Path,
-    modes: Vec<LinkMode>,
-) -> Result<LinkMode> {
-    restore_with(hash, is_dir, dest, cache_dir, modes, None)
-}
-
-/// Restore object `hash` at `dest`; with `state_dir`, objects the stat index vouches for are
-/// linked without being read, and objects read are recorded (see module doc).
-pub fn restore_with(
     hash: &str,
     is_dir: bool,
     dest: &Path,
@@ -167,14 +163,14 @@ fn check_dest(dest: &Path, cache_dir: &Path) -> Result<()> {
         cur.push(c);
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => {
-                let real = fs::canonicalize(&cur).at(&cur)?;
-                if !real.starts_with(&root_real) {
+                let resolved = fs::canonicalize(&cur).at(&cur)?;
+                if !resolved.starts_with(&root_real) {
                     return Err(Error::unsafe_path(
                         dest,
                         format!(
                             "{} is a symlink to {} outside the project",
                             cur.display(),
-                            real.display()
+                            resolved.display()
                         ),
                     ));
                 }
@@ -211,7 +207,7 @@ fn swap(tmp: &Path, dest: &Path, parent: &Path) -> Result<()> {
             // `tmp` now names the old content.
             remove_any(tmp).at(tmp)
         }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
             let old = parent.join(format!(
                 "{}{}",
                 cache::OLD_PREFIX,
@@ -269,8 +265,8 @@ fn build_tree(
     Ok(())
 }
 
-/// Create `dst` (new) from object `hash` with the operation's mode. Exec files are always
-/// copied (objects are never executable).
+/// Create `dst` (new) from object `hash` with the operation's mode (`Linker::link_file`: exec
+/// files are copied, objects are never executable).
 fn materialize(
     cache: &Cache,
     linker: &Linker,
@@ -281,28 +277,14 @@ fn materialize(
     dst: &Path,
 ) -> Result<()> {
     let obj = cache.object_path(hash)?;
-    let attempt = |mode: LinkMode| -> Result<()> {
-        let r = match mode {
-            LinkMode::Hardlink => match fs::hard_link(&obj, dst) {
-                Ok(()) => check_linked(&obj, hash, size, dst, idx),
-                Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
-                    copy_verified(&obj, hash, size, exec, dst, idx)
-                }
-                Err(e) => Err(obj_err(&obj, hash, e)),
-            },
-            LinkMode::Reflink => reflink(&obj, hash, size, exec, dst, idx),
-            LinkMode::Copy => copy_verified(&obj, hash, size, exec, dst, idx),
-        };
-        if r.is_err() {
-            let _ = fs::remove_file(dst);
+    linker.link_file(exec, dst, |mode| match mode {
+        LinkMode::Hardlink => {
+            link::hardlink(&obj, dst).map_err(|e| obj_err(&obj, hash, e))?;
+            check_linked(&obj, hash, size, dst, idx)
         }
-        r
-    };
-    if exec {
-        attempt(LinkMode::Copy)
-    } else {
-        linker.run(attempt)
-    }
+        LinkMode::Reflink => reflink(&obj, hash, size, exec, dst, idx),
+        LinkMode::Copy => copy_verified(&obj, hash, size, exec, dst, idx),
+    })
 }
 
 fn obj_err(obj: &Path, hash: &str, e: io::Error) -> Error {
@@ -329,22 +311,16 @@ fn trusted(idx: Option<&Index>, m: &Metadata, hash: &str) -> bool {
         .and_then(|i| i.lookup_object(m))
         .is_some_and(|h| h == hash);
     if hit {
-        index::count_hit();
+        counters::count_hits(1);
     }
     hit
 }
 
-/// Size and mtime equal: the content did not change between the two stats (a write moves mtime;
-/// ctime also moves on every link, e.g. a concurrent restore of the same object).
-fn same_content(a: &Metadata, b: &Metadata) -> bool {
-    a.ino() == b.ino()
-        && a.len() == b.len()
-        && a.mtime() == b.mtime()
-        && a.mtime_nsec() == b.mtime_nsec()
-}
-
 /// Read `file` (the object, or a clone of it) and check that it hashes to `hash`; returns the
-/// stat taken just before the read and the index stamp taken before that stat.
+/// stat taken just before the read and the index stamp taken before that stat. The size and
+/// mtime must not move during the read (bytes changing under it: someone is writing to an
+/// object, which is corruption too); the ctime may (`Ctime::Ignore`: a concurrent restore of the
+/// same object links it).
 fn read_verified(
     obj: &Path,
     hash: &str,
@@ -354,14 +330,12 @@ fn read_verified(
     let recorded = index::stamp(idx);
     let mut f = File::open(file).at(file)?;
     let before = f.metadata().at(file)?;
-    let h = hash::hash_open_file(&mut f, before.len()).at(obj)?;
-    let after = f.metadata().at(file)?;
-    index::count_read(before.len());
-    // Bytes changing under the read: someone is writing to an object, which is corruption too.
-    if h.to_hex().as_str() != hash || !same_content(&before, &after) {
-        return Err(corrupt(obj, hash));
+    let r = hash::hash_checked(&mut f, &before, Ctime::Ignore).at(obj)?;
+    counters::count_read(before.len());
+    match r {
+        Some((h, _)) if h.to_hex().as_str() == hash => Ok((before, recorded, h)),
+        _ => Err(corrupt(obj, hash)),
     }
-    Ok((before, recorded, h))
 }
 
 /// A hard link shares the object's inode: trusted by the index, or read once to prove the bytes
@@ -405,11 +379,7 @@ fn reflink(
     let s = link::open_read(obj).map_err(|e| obj_err(obj, hash, e))?;
     let recorded = index::stamp(idx);
     let m1 = s.metadata().at(obj)?;
-    let d = link::create_new(dst, link::workspace_mode(exec)).at(dst)?;
-    // SAFETY: both descriptors are open for the duration of the call.
-    if unsafe { libc::ioctl(d.as_raw_fd(), libc::FICLONE, s.as_raw_fd()) } != 0 {
-        return Err(Error::io(dst, io::Error::last_os_error()));
-    }
+    let d = link::clone_new(&s, dst, link::workspace_mode(exec)).at(dst)?;
     set_mode(&d, exec, dst)?;
     drop(d);
     // The clone holds the object's bytes as of the clone: stable over [m1, m2] and vouched for
@@ -418,7 +388,7 @@ fn reflink(
     if size.is_some_and(|n| n != m2.len()) {
         return Err(corrupt(obj, hash));
     }
-    let stable = same_content(&m1, &m2);
+    let stable = stat::unchanged(&m1, &m2, Ctime::Ignore);
     if stable && trusted(idx, &m2, hash) {
         return Ok(());
     }
@@ -432,14 +402,14 @@ fn reflink(
     Ok(())
 }
 
+/// The clone or copy gets the manifest's mode whatever the umask.
 fn set_mode(f: &File, exec: bool, dst: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     f.set_permissions(fs::Permissions::from_mode(link::workspace_mode(exec)))
         .at(dst)
 }
 
 /// Copy an object, hashing it on the way (copying reads the bytes anyway, so this always
-/// verifies); a mismatch is CacheCorrupt naming the object. An intact object is recorded in the
+/// verifies); a mismatch is `CacheCorrupt` naming the object. An intact object is recorded in the
 /// index unless already vouched for, so a later hardlink restore need not read it.
 fn copy_verified(
     obj: &Path,
@@ -452,17 +422,14 @@ fn copy_verified(
     let mut s = link::open_read(obj).map_err(|e| obj_err(obj, hash, e))?;
     let recorded = index::stamp(idx);
     let before = s.metadata().at(obj)?;
-    let len = before.len();
-    if size.is_some_and(|n| n != len) {
+    if size.is_some_and(|n| n != before.len()) {
         return Err(corrupt(obj, hash));
     }
     let mut d = link::create_new(dst, link::workspace_mode(exec)).at(dst)?;
-    let (h, _) = link::copy_hash(&mut s, &mut d, len).at(obj)?;
-    index::count_read(len);
-    let after = s.metadata().at(obj)?;
-    if h.to_hex().as_str() != hash || !same_content(&before, &after) {
-        return Err(corrupt(obj, hash));
-    }
+    let h = match link::copy_checked(&mut s, &before, &mut d, Ctime::Ignore).at(obj)? {
+        Some(h) if h.to_hex().as_str() == hash => h,
+        _ => return Err(corrupt(obj, hash)),
+    };
     set_mode(&d, exec, dst)?;
     if let Some(i) = idx {
         if i.lookup_object(&before).is_none_or(|k| k != hash) {
@@ -473,154 +440,4 @@ fn copy_verified(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cache::insert;
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-
-    fn modes(m: &[&str]) -> Vec<LinkMode> {
-        link::parse_modes(m).unwrap()
-    }
-
-    fn tree(root: &Path) {
-        fs::create_dir_all(root.join("d/e")).unwrap();
-        fs::write(root.join("a"), b"A").unwrap();
-        fs::write(root.join("d/b"), b"B").unwrap();
-        fs::write(root.join("d/e/c"), b"C").unwrap();
-        fs::write(root.join("x.sh"), b"#!/bin/sh\n").unwrap();
-        fs::set_permissions(root.join("x.sh"), fs::Permissions::from_mode(0o755)).unwrap();
-        std::os::unix::fs::symlink("d/b", root.join("lnk")).unwrap();
-    }
-
-    fn listing(root: &Path) -> Vec<(String, Vec<u8>)> {
-        manifest::walk(root)
-            .unwrap()
-            .into_iter()
-            .map(|w| {
-                let content = match &w.kind {
-                    manifest::Kind::File => fs::read(&w.abs).unwrap(),
-                    manifest::Kind::Link(t) => t.clone(),
-                };
-                (String::from_utf8(w.rel).unwrap(), content)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn restore_dir_each_mode_replaces_exactly() {
-        for m in ["copy", "hardlink", "reflink"] {
-            let d = tempfile::tempdir().unwrap();
-            let src = d.path().join("src");
-            tree(&src);
-            let want = listing(&src);
-            let cache = d.path().join("cache");
-            let info = insert(&src, &cache, None, modes(&["copy"])).unwrap();
-            let dest = d.path().join("out/dest");
-            fs::create_dir_all(&dest).unwrap();
-            fs::write(dest.join("extra"), b"junk").unwrap();
-            let used = restore(&info.hash, true, &dest, &cache, modes(&[m, "copy"])).unwrap();
-            assert_eq!(listing(&dest), want, "{m}");
-            let x = fs::metadata(dest.join("x.sh")).unwrap().mode() & 0o777;
-            assert_eq!(x, 0o755);
-            let a = fs::metadata(dest.join("a")).unwrap().mode() & 0o777;
-            if used == LinkMode::Hardlink {
-                assert_eq!(a, 0o444);
-            } else {
-                assert_eq!(a, 0o644, "{m} -> {used:?}");
-            }
-            let names: Vec<_> = fs::read_dir(d.path().join("out"))
-                .unwrap()
-                .flatten()
-                .collect();
-            assert_eq!(names.len(), 1, "no temp left beside dest");
-        }
-    }
-
-    #[test]
-    fn copy_restore_refuses_corrupt_object() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("f");
-        fs::write(&f, b"good").unwrap();
-        let cache = d.path().join("cache");
-        let info = insert(&f, &cache, None, modes(&["copy"])).unwrap();
-        let obj = Cache::new(&cache).object_path(&info.hash).unwrap();
-        fs::set_permissions(&obj, fs::Permissions::from_mode(0o644)).unwrap();
-        fs::write(&obj, b"evil").unwrap();
-        let dest = d.path().join("dest");
-        fs::write(&dest, b"old").unwrap();
-        let e = restore(&info.hash, false, &dest, &cache, modes(&["copy"])).unwrap_err();
-        assert!(matches!(e, Error::CacheCorrupt { .. }), "{e}");
-        assert!(e.to_string().contains(&obj.display().to_string()));
-        assert_eq!(fs::read(&dest).unwrap(), b"old");
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 3); // f, cache, dest
-    }
-
-    #[test]
-    fn missing_object_is_reported() {
-        let d = tempfile::tempdir().unwrap();
-        let e = restore(
-            &"ab".repeat(32),
-            false,
-            &d.path().join("x"),
-            &d.path().join("cache"),
-            modes(&["copy"]),
-        )
-        .unwrap_err();
-        assert!(matches!(e, Error::CacheMissing { .. }), "{e}");
-    }
-
-    #[test]
-    fn refuses_symlinked_parent_outside_project() {
-        let d = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        let proj = d.path().join("proj");
-        fs::create_dir_all(proj.join(".pivot/cache")).unwrap();
-        let f = proj.join("f");
-        fs::write(&f, b"x").unwrap();
-        let cache = proj.join(".pivot/cache");
-        let info = insert(&f, &cache, None, modes(&["copy"])).unwrap();
-        std::os::unix::fs::symlink(outside.path(), proj.join("evil")).unwrap();
-        let e = restore(
-            &info.hash,
-            false,
-            &proj.join("evil/f"),
-            &cache,
-            modes(&["copy"]),
-        )
-        .unwrap_err();
-        assert!(matches!(e, Error::UnsafePath { .. }), "{e}");
-        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
-        // a symlink that stays inside is fine
-        fs::create_dir(proj.join("real")).unwrap();
-        std::os::unix::fs::symlink("real", proj.join("ok")).unwrap();
-        restore(
-            &info.hash,
-            false,
-            &proj.join("ok/f"),
-            &cache,
-            modes(&["copy"]),
-        )
-        .unwrap();
-        assert_eq!(fs::read(proj.join("real/f")).unwrap(), b"x");
-    }
-
-    #[test]
-    fn dest_symlink_is_replaced_not_followed() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("f");
-        fs::write(&f, b"new").unwrap();
-        let cache = d.path().join("cache");
-        let info = insert(&f, &cache, None, modes(&["copy"])).unwrap();
-        let target = d.path().join("target");
-        fs::write(&target, b"keep").unwrap();
-        let dest = d.path().join("dest");
-        std::os::unix::fs::symlink(&target, &dest).unwrap();
-        restore(&info.hash, false, &dest, &cache, modes(&["copy"])).unwrap();
-        assert_eq!(fs::read(&target).unwrap(), b"keep");
-        assert!(!fs::symlink_metadata(&dest)
-            .unwrap()
-            .file_type()
-            .is_symlink());
-        assert_eq!(fs::read(&dest).unwrap(), b"new");
-    }
-}
+mod tests;

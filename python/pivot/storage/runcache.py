@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from pivot import _native
-from pivot.storage.cache import clean_stale_temps
+from pivot.storage.files import clean_stale_temps, write_atomic
 from pivot.types import OutEntry
 
 logger = logging.getLogger(__name__)
@@ -91,5 +91,5 @@ def write(runs_dir: Path, key: str, stage: str, outs: Mapping[str, OutEntry]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"stage": stage, "outs": {p: dict(e) for p, e in outs.items()}}
     data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
-    _native.write_atomic(str(path), data, "runcache_write")
+    write_atomic(path, data, "runcache_write")
     clean_stale_temps(path.parent)  # an earlier crash's temp in this shard

@@ -1,4 +1,5 @@
-//! Re-hash cache objects and report the ones whose content does not match their name (corrupt)
+//! `cache_verify` (docs/formats.md, "Cache objects and link modes", Verify): re-hash cache
+//! objects and report the ones whose content does not match their name (corrupt)
 //! and the ones that are referenced but absent (missing).
 //!
 //! With a set of hashes, each is checked; one whose object is a valid manifest is a directory
@@ -61,7 +62,7 @@ fn check_object(cache: &Cache, h: &str) -> Result<Outcome> {
 }
 
 /// Every object name under `files/` (temps and stray names skipped).
-pub fn list_objects(cache: &Cache) -> Result<Vec<String>> {
+fn list_objects(cache: &Cache) -> Result<Vec<String>> {
     let files = &cache.files;
     let rd = match fs::read_dir(files) {
         Ok(rd) => rd,
@@ -164,8 +165,8 @@ pub fn verify(cache_dir: &Path, hashes: Option<&[String]>) -> Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::insert;
-    use crate::link::parse_modes;
+    use crate::cache::insert::insert;
+    use crate::cache::link::parse_modes;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -1,11 +1,16 @@
-//! Link modes (reflink → hardlink → copy) and the fallback that is decided once per operation.
+//! The one home of linking, used by both the insert and the restore: the link modes (reflink →
+//! hardlink → copy), the fallback decided once per operation, and the file primitives behind
+//! them (the FICLONE clone, hard links, copy-with-hash, renames without replacing or exchanging).
+//! docs/formats.md, "Cache objects and link modes".
 //!
 //! A `Linker` is created per operation (one insert, one restore). The first file tried decides
 //! the mode: a mode that fails with a "not supported here" error (EXDEV, EOPNOTSUPP, EPERM...)
 //! is dropped and the next one is tried on the same file; the mode that works is then used for
-//! every other file of the operation without probing again.
+//! every other file of the operation without probing again (`Linker::run`). `Linker::link_file`
+//! adds the per-file rules both directions share: executable files are copied, a hard link
+//! refused with EMLINK is copied, and a failed attempt leaves nothing behind.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
@@ -13,7 +18,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
+use crate::counters;
 use crate::hash;
+use crate::stat::{self, Ctime};
 
 /// How a cache object is materialised at a path (or a path put into the cache).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,13 +66,9 @@ impl LinkMode {
         }
     }
 
-    /// Whether `err` means "this mode cannot work here" (fall back) rather than a real failure.
-    pub fn unsupported(self, err: &io::Error) -> bool {
-        err.raw_os_error()
-            .is_some_and(|c| self.unsupported_errno(c))
-    }
-
-    fn unsupported_errno(self, code: i32) -> bool {
+    /// Whether errno `code` means "this mode cannot work here" (fall back) rather than a real
+    /// failure.
+    fn unsupported(self, code: i32) -> bool {
         match self {
             // FICLONE: EOPNOTSUPP on ext4/tmpfs, EXDEV across filesystems, EINVAL on some
             // overlay/bind set-ups, ENOTTY/ENOSYS where the ioctl is unknown.
@@ -144,7 +147,10 @@ impl Linker {
         if let Some(m) = self.chosen() {
             return op(m);
         }
-        let _guard = self.deciding.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self
+            .deciding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(m) = self.chosen() {
             return op(m);
         }
@@ -160,13 +166,42 @@ impl Linker {
                     }
                     return Ok(v);
                 }
-                Err(e) if e.errno().is_some_and(|c| mode.unsupported_errno(c)) => {
-                    last_err = Some(e)
-                }
+                Err(e) if e.errno().is_some_and(|c| mode.unsupported(c)) => last_err = Some(e),
                 Err(e) => return Err(e),
             }
         }
         Err(last_err.expect("at least one mode was tried"))
+    }
+
+    /// Create the file `dst` with `make(mode)`, the operation's mode (`run`). Executable files
+    /// are always copied (a cache object is never executable, so a link would lose or leak the
+    /// bit), and a hard link refused with EMLINK (the inode's link limit) becomes a copy of this
+    /// file only. `dst` is removed after a failed attempt, so the next mode (or the caller)
+    /// starts clean.
+    pub fn link_file<T, E: OsErrno>(
+        &self,
+        exec: bool,
+        dst: &Path,
+        mut make: impl FnMut(LinkMode) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut attempt = |mode: LinkMode| {
+            let r = match make(mode) {
+                Err(e) if mode == LinkMode::Hardlink && e.errno() == Some(libc::EMLINK) => {
+                    let _ = fs::remove_file(dst);
+                    make(LinkMode::Copy)
+                }
+                r => r,
+            };
+            if r.is_err() {
+                let _ = fs::remove_file(dst);
+            }
+            r
+        };
+        if exec {
+            attempt(LinkMode::Copy)
+        } else {
+            self.run(attempt)
+        }
     }
 }
 
@@ -211,9 +246,11 @@ impl OsErrno for crate::error::Error {
     }
 }
 
-/// Create `dst` (must not exist; never follows a symlink) for writing with permissions `mode`.
+/// Create `dst` (must not exist; never follows a symlink), open for reading and writing, with
+/// permissions `mode` (before the umask).
 pub fn create_new(dst: &Path, mode: u32) -> io::Result<File> {
     OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(mode)
@@ -229,25 +266,38 @@ pub fn open_read(src: &Path) -> io::Result<File> {
         .open(src)
 }
 
-/// Clone `src` into a new file `dst` with the FICLONE ioctl (shared extents, copy on write).
-/// On failure `dst` is removed.
-pub fn reflink(src: &Path, dst: &Path, mode: u32) -> io::Result<()> {
-    let s = open_read(src)?;
+/// Create `dst` (`create_new`) as a clone of the open `src`: the FICLONE ioctl, shared extents
+/// with copy on write. On failure `dst` may exist (empty); the caller removes it.
+pub fn clone_new(src: &File, dst: &Path, mode: u32) -> io::Result<File> {
     let d = create_new(dst, mode)?;
     // SAFETY: both descriptors are open for the duration of the call; FICLONE takes an int fd.
-    let rc = unsafe { libc::ioctl(d.as_raw_fd(), libc::FICLONE, s.as_raw_fd()) };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        drop(d);
-        let _ = std::fs::remove_file(dst);
-        return Err(err);
+    if unsafe { libc::ioctl(d.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(d)
+}
+
+/// Clone `src` into a new file `dst` (`clone_new`). On failure `dst` is removed.
+pub fn reflink(src: &Path, dst: &Path, mode: u32) -> io::Result<()> {
+    let s = open_read(src)?;
+    clone_new(&s, dst, mode).map(drop).inspect_err(|_| {
+        let _ = fs::remove_file(dst);
+    })
 }
 
 /// Hard-link `src` at `dst` (must not exist).
 pub fn hardlink(src: &Path, dst: &Path) -> io::Result<()> {
-    std::fs::hard_link(src, dst)
+    fs::hard_link(src, dst)
+}
+
+/// Replace `path` by a hard link to `target`: link beside it under a temp name, then rename over
+/// it, so `path` is never missing.
+pub fn relink(target: &Path, path: &Path) -> io::Result<()> {
+    let tmp = crate::atomic::temp_path_in(crate::atomic::parent_dir(path));
+    fs::hard_link(target, &tmp)?;
+    fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 /// Copy `src` (from its current position) to `dst`, hashing every chunk between the read and
@@ -259,12 +309,13 @@ pub fn copy_hash(
     dst: &mut File,
     size_hint: u64,
 ) -> io::Result<(blake3::Hash, u64)> {
-    let big = size_hint >= crate::hash::PARALLEL_THRESHOLD;
+    let big = size_hint >= hash::PARALLEL_THRESHOLD;
     let cap = if big {
-        crate::hash::ensure_pool();
-        crate::hash::PARALLEL_CHUNK
+        hash::ensure_pool();
+        hash::PARALLEL_CHUNK
     } else {
-        (size_hint as usize + 1).clamp(4096, 256 * 1024)
+        // Below PARALLEL_THRESHOLD (4 MiB): the size fits usize.
+        usize::try_from(size_hint + 1).map_or(256 * 1024, |n| n.clamp(4096, 256 * 1024))
     };
     let mut buf = vec![0u8; cap];
     let mut h = blake3::Hasher::new();
@@ -286,6 +337,21 @@ pub fn copy_hash(
         }
     }
     Ok((h.finalize(), total))
+}
+
+/// `copy_hash` of the open `src`, whose stat `before` the caller just took, then a second stat:
+/// the hash when every byte `before` describes was copied and `src` did not change meanwhile
+/// (`stat::unchanged` with `ctime`), else `None`. Counts the read (`counters::count_read`).
+pub fn copy_checked(
+    src: &mut File,
+    before: &Metadata,
+    dst: &mut File,
+    ctime: Ctime,
+) -> io::Result<Option<blake3::Hash>> {
+    let (h, n) = copy_hash(src, dst, before.len())?;
+    counters::count_read(n);
+    let after = src.metadata()?;
+    Ok((n == before.len() && stat::unchanged(before, &after, ctime)).then_some(h))
 }
 
 fn cpath(p: &Path) -> io::Result<std::ffi::CString> {
@@ -313,15 +379,15 @@ fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
     }
 }
 
-/// Rename `from` to `to` unless `to` exists (EEXIST). Filesystems without RENAME_NOREPLACE
+/// Rename `from` to `to` unless `to` exists (EEXIST). Filesystems without `RENAME_NOREPLACE`
 /// get a check-then-rename (racy only against another writer of the same content).
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     match renameat2(from, to, libc::RENAME_NOREPLACE) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            if std::fs::symlink_metadata(to).is_ok() {
+            if fs::symlink_metadata(to).is_ok() {
                 return Err(io::Error::from_raw_os_error(libc::EEXIST));
             }
-            std::fs::rename(from, to)
+            fs::rename(from, to)
         }
         r => r,
     }
@@ -369,57 +435,57 @@ mod tests {
     #[test]
     fn copy_hash_small_and_big() {
         let d = tempfile::tempdir().unwrap();
-        for n in [0usize, 11, 300_000, crate::hash::PARALLEL_CHUNK + 5] {
-            let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        for n in [0usize, 11, 300_000, hash::PARALLEL_CHUNK + 5] {
+            let data: Vec<u8> = (0..n).map(|i| u8::try_from(i % 251).unwrap()).collect();
             let src = d.path().join(format!("s{n}"));
-            std::fs::write(&src, &data).unwrap();
+            fs::write(&src, &data).unwrap();
             let dst = d.path().join(format!("d{n}"));
-            let mut s = open_read(&src).unwrap();
-            let mut t = create_new(&dst, 0o644).unwrap();
-            let (h, len) = copy_hash(&mut s, &mut t, n as u64).unwrap();
+            let mut from = open_read(&src).unwrap();
+            let mut to = create_new(&dst, 0o644).unwrap();
+            let (digest, len) = copy_hash(&mut from, &mut to, n as u64).unwrap();
             assert_eq!(len, n as u64);
-            assert_eq!(h, blake3::hash(&data));
-            assert_eq!(std::fs::read(&dst).unwrap(), data);
+            assert_eq!(digest, blake3::hash(&data));
+            assert_eq!(fs::read(&dst).unwrap(), data);
         }
     }
 
     #[test]
     fn rename_flags() {
-        let d = tempfile::tempdir().unwrap();
-        let (a, b) = (d.path().join("a"), d.path().join("b"));
-        std::fs::write(&a, b"A").unwrap();
-        std::fs::create_dir(&b).unwrap();
-        let e = rename_noreplace(&a, &b).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"A").unwrap();
+        fs::create_dir(&b).unwrap();
+        let err = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
         rename_exchange(&a, &b).unwrap();
         assert!(a.is_dir());
-        assert_eq!(std::fs::read(&b).unwrap(), b"A");
-        let c = d.path().join("c");
+        assert_eq!(fs::read(&b).unwrap(), b"A");
+        let c = dir.path().join("c");
         rename_noreplace(&b, &c).unwrap();
-        assert_eq!(std::fs::read(&c).unwrap(), b"A");
+        assert_eq!(fs::read(&c).unwrap(), b"A");
     }
 
     #[test]
     fn create_new_refuses_symlink() {
         let d = tempfile::tempdir().unwrap();
         let target = d.path().join("target");
-        std::fs::write(&target, b"keep").unwrap();
+        fs::write(&target, b"keep").unwrap();
         let link = d.path().join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(create_new(&link, 0o644).is_err());
-        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
     }
 
     #[test]
     fn hardlink_shares_inode() {
         let d = tempfile::tempdir().unwrap();
         let src = d.path().join("a");
-        std::fs::write(&src, b"x").unwrap();
+        fs::write(&src, b"x").unwrap();
         let dst = d.path().join("b");
         hardlink(&src, &dst).unwrap();
         assert_eq!(
-            std::fs::metadata(&src).unwrap().ino(),
-            std::fs::metadata(&dst).unwrap().ino()
+            fs::metadata(&src).unwrap().ino(),
+            fs::metadata(&dst).unwrap().ino()
         );
     }
 
@@ -427,12 +493,15 @@ mod tests {
     fn reflink_works_or_reports_unsupported() {
         let d = tempfile::tempdir().unwrap();
         let src = d.path().join("a");
-        std::fs::write(&src, b"data").unwrap();
+        fs::write(&src, b"data").unwrap();
         let dst = d.path().join("b");
         match reflink(&src, &dst, 0o444) {
-            Ok(()) => assert_eq!(std::fs::read(&dst).unwrap(), b"data"),
+            Ok(()) => assert_eq!(fs::read(&dst).unwrap(), b"data"),
             Err(e) => {
-                assert!(LinkMode::Reflink.unsupported(&e), "{e}");
+                assert!(
+                    LinkMode::Reflink.unsupported(e.raw_os_error().unwrap()),
+                    "{e}"
+                );
                 assert!(!dst.exists(), "failed reflink must not leave dst");
             }
         }

@@ -1,0 +1,1 @@
+"""The `--display tui` front-end (needs the optional `tui` extra: textual)."""
