@@ -305,8 +305,10 @@ def watch(
                 ),
             )
     loop = engine_watch.WatchLoop(settings, observers)
-    loop.observers.append(
-        HistoryObserver(click_ctx.info_name or "repro", click_ctx.params, lambda: loop.ctx)
+    # First, so that a run's history record is saved before any display reports the run done
+    # (a client that stops the loop on `execution_result` must find the record).
+    loop.observers.insert(
+        0, HistoryObserver(click_ctx.info_name or "repro", click_ctx.params, lambda: loop.ctx)
     )
     server = None
     if run_args.serve:
