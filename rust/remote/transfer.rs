@@ -131,8 +131,13 @@ pub async fn upload(r: &Remote, rel: &str, sources: Vec<Source>, total: u64) -> 
                     res?;
                 }
             }
+            let permit = r.parts.clone().acquire_owned().await;
             let part = up.put_part(PutPayload::from(chunk));
-            inflight.push(async move { part.await.map_err(|e| r.map_err(&e, rel)) });
+            inflight.push(async move {
+                let res = part.await.map_err(|e| r.map_err(&e, rel));
+                drop(permit);
+                res
+            });
         }
         while let Some(res) = inflight.next().await {
             res?;
@@ -257,9 +262,13 @@ impl Incoming {
             match rename_noreplace(&tmp, &obj) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    // An object of the wrong size (truncated by a crash) is replaced by the
-                    // verified bytes, as the cache's own insert does; an intact one is kept.
-                    if std::fs::metadata(&obj).is_ok_and(|m| m.len() != written) {
+                    // An object that is not intact (truncated by a crash, or bytes that no
+                    // longer match its name) is replaced by the verified bytes, as the cache's
+                    // own insert does; an intact one is kept. Rare: only objects the cache
+                    // could not vouch for are fetched.
+                    let intact = std::fs::metadata(&obj).is_ok_and(|m| m.len() == written)
+                        && crate::hash::hash_file(&obj).is_ok_and(|h| h == hash);
+                    if !intact {
                         std::fs::rename(&tmp, &obj).at(&obj)
                     } else {
                         let _ = std::fs::remove_file(&tmp);
