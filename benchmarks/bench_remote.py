@@ -27,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-remote"
@@ -153,7 +154,7 @@ def make_tree(root: Path, kind: str) -> int:
 Result = tuple[str, str, float, int, int]  # tool, step, seconds, peak RSS MiB, requests
 
 
-def run_all(kind: str, work: Path, endpoint: str, metrics: str) -> list[Result]:
+def run_all(kind: str, work: Path, endpoint: str, metrics: str, tools: set[str]) -> list[Result]:
     """Every tool's push and pull of one workload."""
     pivot = str(Path(sys.executable).parent / "pivot")
     dvc = str(VENV / "bin" / "dvc")
@@ -174,6 +175,8 @@ def run_all(kind: str, work: Path, endpoint: str, metrics: str) -> list[Result]:
     out: list[Result] = []
 
     def add(tool: str, step: str, argv: list[str] | str, cwd: Path) -> None:
+        if tool not in tools:
+            return
         before = requests_served(metrics)
         t, rss = timed(argv, cwd, env)
         time.sleep(0.5)  # the counter is updated after the response
@@ -198,6 +201,9 @@ def run_all(kind: str, work: Path, endpoint: str, metrics: str) -> list[Result]:
     shutil.copy(p1 / "pipeline.py", p2 / "pipeline.py")
     add("pivot", "pull", [pivot, "pull"], p2)
 
+    if "dvc" not in tools:
+        peers(kind, work, src, tag, rclone, add)
+        return out
     # DVC
     d1 = work / f"dvc-{kind}"
     shutil.copytree(src, d1 / "data")
@@ -215,7 +221,12 @@ def run_all(kind: str, work: Path, endpoint: str, metrics: str) -> list[Result]:
     shutil.copy(d1 / "data.dvc", d2 / "data.dvc")
     add("dvc", "pull", [dvc, "pull", "-q"], d2)
 
-    # rclone copy, and the limit: one tar as one object.
+    peers(kind, work, src, tag, rclone, add)
+    return out
+
+
+def peers(kind: str, work: Path, src: Path, tag: str, rclone: str, add: Any) -> None:
+    """rclone copy, and the limit: one tar as one object (results are appended by `add`)."""
     r = f"s3:{BUCKET}/rclone-{tag}"
     add("rclone", "push", [rclone, "copy", "--transfers", "32", str(src / "data"), r], work)
     add("rclone", "pull", [rclone, "copy", "--transfers", "32", r, str(work / f"rc-{kind}")], work)
@@ -223,12 +234,12 @@ def run_all(kind: str, work: Path, endpoint: str, metrics: str) -> list[Result]:
     add("tar", "push", f"tar -C {src} -cf - data | {rclone} rcat {t}", work)
     (work / f"tar-{kind}").mkdir()
     add("tar", "pull", f"{rclone} cat {t} | tar -C {work / f'tar-{kind}'} -xf -", work)
-    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["tree", "big"], help="one workload")
+    ap.add_argument("--tools", default="pivot,dvc,rclone,tar", help="comma list of tools to run")
     args = ap.parse_args()
     ensure_peers()
     base = Path(
@@ -243,7 +254,9 @@ def main() -> int:
             print(
                 f"{'tool':<7} {'step':<5} {'seconds':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'requests':>9}"
             )
-            for tool, step, t, rss, n in run_all(kind, base / kind, endpoint, metrics):
+            for tool, step, t, rss, n in run_all(
+                kind, base / kind, endpoint, metrics, set(args.tools.split(","))
+            ):
                 print(f"{tool:<7} {step:<5} {t:>8.2f} {size / 1e6 / t:>8.1f} {rss:>13} {n:>9}")
     finally:
         os.killpg(server.pid, signal.SIGKILL)

@@ -547,6 +547,25 @@ mod tests {
     }
 
     #[test]
+    fn a_corrupt_local_manifest_is_replaced_by_the_remote_one() {
+        let (d, n) = cache_with(&[b"data"]);
+        let dh = dir_object(d.path(), &[("f", &n[0], 4)]);
+        let r = memory_remote();
+        push(&r, d.path(), &[(dh.clone(), true)]).unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        let p = object(fresh.path(), &dh);
+        let good = std::fs::read(object(d.path(), &dh)).unwrap();
+        let mut bad = good.clone();
+        let last = bad.len() - 2;
+        bad[last] ^= 1;
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, &bad).unwrap();
+        let rep = fetch(&r, fresh.path(), &[(dh, true)]).unwrap();
+        assert!(rep.corrupt.is_empty() && rep.missing.is_empty(), "{rep:?}");
+        assert_eq!(std::fs::read(&p).unwrap(), good);
+    }
+
+    #[test]
     fn objects_the_remote_lacks_are_missing() {
         let r = memory_remote();
         let fresh = tempfile::tempdir().unwrap();

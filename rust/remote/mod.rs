@@ -34,6 +34,8 @@ pub const PACK_TARGET: u64 = 64 << 20;
 /// Multipart part size (S3 wants >= 5 MiB for every part but the last; some stores want them
 /// all equal, so every part but the last is exactly this).
 pub const PART: usize = 8 << 20;
+/// At most this many parts in flight at once (bounds upload memory to ~`PARTS_MAX` x `PART`).
+pub const PARTS_MAX: usize = 8;
 
 /// How to reach a remote; built by `pivot.storage.remote` from the project config.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +66,12 @@ pub struct Remote {
     pub store: Arc<dyn ObjectStore>,
     prefix: String,
     bucket: Option<String>,
+    /// For a directory remote: its root, so writes can be made durable (`object_store`'s local
+    /// backend renames into place without fsync).
+    local_root: Option<PathBuf>,
     pub jobs: usize,
+    /// Multipart parts in flight across all uploads of this remote (each holds `PART` bytes).
+    pub parts: Arc<tokio::sync::Semaphore>,
     cred_desc: String,
     pub state_dir: Option<PathBuf>,
     catalog: Mutex<Option<Arc<catalog::Catalog>>>,
@@ -189,7 +196,9 @@ impl Remote {
                 std::fs::create_dir_all(dir).map_err(|e| err(format!("{e}")))?;
                 let s = object_store::local::LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| err(format!("{e}")))?;
-                (Arc::new(s), String::new(), None)
+                let mut r = Remote::with_store(cfg, Arc::new(s), String::new(), None);
+                r.local_root = Some(dir.to_path_buf());
+                return Ok(r);
             };
         Ok(Remote::with_store(cfg, store, prefix, bucket))
     }
@@ -207,7 +216,9 @@ impl Remote {
             store,
             prefix,
             bucket,
+            local_root: None,
             jobs: cfg.jobs.max(1),
+            parts: Arc::new(tokio::sync::Semaphore::new(cfg.jobs.clamp(2, PARTS_MAX))),
             cred_desc: if cfg.cred_desc.is_empty() {
                 "environment".into()
             } else {
@@ -315,6 +326,22 @@ impl Remote {
         }
     }
 
+    /// On a directory remote, fsync the file `rel` and its directory, so what is published
+    /// next (an index after its pack, manifests after their files) never outlives it in a
+    /// power loss. A no-op on object stores (a completed PUT is durable).
+    pub fn make_durable(&self, rel: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let p = root.join(rel);
+        let failed =
+            |e: &dyn std::fmt::Display| self.error(RemoteKind::Other, format!("{rel}: {e}"));
+        std::fs::File::open(&p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| failed(&e))?;
+        crate::atomic::fsync_dir(crate::atomic::parent_dir(&p)).map_err(|e| failed(&e))
+    }
+
     /// HEAD: does `rel` exist?
     pub async fn exists(&self, rel: &str) -> Result<bool> {
         match self.store.head(&self.key(rel)).await {
@@ -352,7 +379,9 @@ impl Remote {
         let mut data = self.get_small(FORMAT_FILE).await?;
         if data.is_none() && create {
             let body = format!("{{\"format\":{FORMAT}}}\n");
-            self.put_once(FORMAT_FILE, body.into()).await?;
+            if self.put_once(FORMAT_FILE, body.into()).await? {
+                self.make_durable(FORMAT_FILE)?;
+            }
             data = self.get_small(FORMAT_FILE).await?;
         }
         let seen = match data {
@@ -531,5 +560,10 @@ mod tests {
         assert!(r.block_on(r.check_format(true)).unwrap());
         assert!(d.path().join("rem").join(FORMAT_FILE).is_file());
         assert!(!r.block_on(r.put_once(FORMAT_FILE, "x".into())).unwrap());
+        r.make_durable(FORMAT_FILE).unwrap();
+        assert!(
+            r.make_durable("nope").is_err(),
+            "a missing file is an error, not a no-op"
+        );
     }
 }

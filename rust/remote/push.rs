@@ -200,7 +200,9 @@ async fn run_job(r: &Remote, cache: &Cache, job: Job) -> Result<(u64, u64)> {
     match job {
         Job::Loose(h, len) => {
             let src = vec![source(cache, &h, len)?];
-            transfer::upload(r, &Remote::object_key(&h), src, len).await?;
+            let rel = Remote::object_key(&h);
+            transfer::upload(r, &rel, src, len).await?;
+            r.make_durable(&rel)?;
             kill_point("remote_object_put");
             progress_add(1, len, 0);
             Ok((1, len))
@@ -218,9 +220,12 @@ async fn run_job(r: &Remote, cache: &Cache, job: Job) -> Result<(u64, u64)> {
                     .iter()
                     .map(|(h, l)| source(cache, h, *l))
                     .collect::<Result<_>>()?;
-                transfer::upload(r, &format!("packs/{id}.pack"), src, total).await?;
+                let pack_rel = format!("packs/{id}.pack");
+                transfer::upload(r, &pack_rel, src, total).await?;
+                r.make_durable(&pack_rel)?;
                 kill_point("remote_pack_put");
                 r.put_once(&idx_rel, idx_bytes.clone().into()).await?;
+                r.make_durable(&idx_rel)?;
                 kill_point("remote_index_put");
             }
             let parsed = packidx::parse(&idx_bytes, &id).expect("index we just built");

@@ -49,6 +49,7 @@ pub fn push(r: &Remote, runs_dir: &Path, keys: &[String]) -> Result<(u64, u64, V
                     return Ok((1, k));
                 }
                 let new = r.put_once(&rel, data.into()).await?;
+                r.make_durable(&rel)?;
                 kill_point("remote_runs_put");
                 Ok((u8::from(!new), k))
             })

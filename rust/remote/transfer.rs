@@ -119,8 +119,13 @@ pub async fn upload(r: &Remote, rel: &str, sources: Vec<Source>, total: u64) -> 
                     res?;
                 }
             }
+            let permit = r.parts.clone().acquire_owned().await;
             let part = up.put_part(PutPayload::from(chunk));
-            inflight.push(async move { part.await.map_err(|e| r.map_err(&e, rel)) });
+            inflight.push(async move {
+                let res = part.await.map_err(|e| r.map_err(&e, rel));
+                drop(permit);
+                res
+            });
         }
         while let Some(res) = inflight.next().await {
             res?;
