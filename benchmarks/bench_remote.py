@@ -200,6 +200,13 @@ def run_all(kind: str, work: Path, endpoint: str, metrics: str, tools: set[str])
     shutil.copy(p1 / "data.pvt", p2 / "data.pvt")
     shutil.copy(p1 / "pipeline.py", p2 / "pipeline.py")
     add("pivot", "pull", [pivot, "pull"], p2)
+    # The transfer alone (pull = fetch + checkout, whose hashing maps big files into memory).
+    p3 = work / f"pivot-{kind}-fetch"
+    p3.mkdir()
+    shutil.copytree(p1 / ".pivot", p3 / ".pivot", ignore=shutil.ignore_patterns("cache", "state"))
+    for name in ("data.pvt", "pipeline.py"):
+        shutil.copy(p1 / name, p3 / name)
+    add("pivot", "fetch", [pivot, "fetch"], p3)
 
     if "dvc" not in tools:
         peers(kind, work, src, tag, rclone, add)

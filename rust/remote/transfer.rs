@@ -26,6 +26,19 @@ use crate::hash::read_full;
 /// Parts of one multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
+/// The outcome of a spawned part upload.
+fn joined(
+    r: &Remote,
+    rel: &str,
+    res: std::result::Result<object_store::Result<()>, tokio::task::JoinError>,
+) -> Result<()> {
+    match res {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(r.map_err(&e, rel)),
+        Err(e) => Err(r.error(RemoteKind::Other, format!("{rel}: part upload failed: {e}"))),
+    }
+}
+
 /// One cache object to upload.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -116,19 +129,22 @@ pub async fn upload(r: &Remote, rel: &str, sources: Vec<Source>, total: u64) -> 
         while let Some(chunk) = rx.recv().await {
             while inflight.len() >= PARTS_IN_FLIGHT {
                 if let Some(res) = inflight.next().await {
-                    res?;
+                    joined(r, rel, res)?;
                 }
             }
             let permit = r.parts.clone().acquire_owned().await;
             let part = up.put_part(PutPayload::from(chunk));
-            inflight.push(async move {
-                let res = part.await.map_err(|e| r.map_err(&e, rel));
+            // A task of its own: the part progresses (and frees its permit) while this upload
+            // waits for the next permit; polled only from here, uploads would hold permits
+            // while waiting for more and deadlock.
+            inflight.push(tokio::spawn(async move {
+                let res = part.await;
                 drop(permit);
                 res
-            });
+            }));
         }
         while let Some(res) = inflight.next().await {
-            res?;
+            joined(r, rel, res)?;
         }
         Ok(())
     }
@@ -423,6 +439,26 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(got, vec![Got::Stored(9)]);
+    }
+
+    #[test]
+    fn concurrent_multipart_uploads_share_few_part_permits_without_deadlock() {
+        let objs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; PART * 3 + 1]).collect();
+        let refs: Vec<&[u8]> = objs.iter().map(Vec::as_slice).collect();
+        let (d, names) = cache_with(&refs);
+        let mut r = memory_remote();
+        r.parts = std::sync::Arc::new(tokio::sync::Semaphore::new(2));
+        let all = futures::future::try_join_all(names.iter().map(|h| {
+            let src = sources(d.path(), std::slice::from_ref(h));
+            let rel = format!("objects/{h}");
+            let r = &r;
+            async move { upload(r, &rel, src, (PART * 3 + 1) as u64).await }
+        }));
+        let done = r
+            .block_on(async { tokio::time::timeout(std::time::Duration::from_mins(1), all).await })
+            .expect("no deadlock")
+            .unwrap();
+        assert_eq!(done, vec![true; 3]);
     }
 
     #[test]
