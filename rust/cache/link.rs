@@ -174,10 +174,10 @@ impl Linker {
     }
 
     /// Create the file `dst` with `make(mode)`, the operation's mode (`run`). Executable files
-    /// are always copied (a cache object is never executable, so a link would lose or leak the
-    /// bit), and a hard link refused with EMLINK (the inode's link limit) becomes a copy of this
-    /// file only. `dst` is removed after a failed attempt, so the next mode (or the caller)
-    /// starts clean.
+    /// are always copied (a cache object is never executable: sharing its inode would drop the
+    /// workspace file's exec bit), and a hard link refused with EMLINK (the inode's link limit)
+    /// becomes a copy of this file only. `dst` is removed after a failed attempt, so the next
+    /// mode (or the caller) starts clean.
     pub fn link_file<T, E: OsErrno>(
         &self,
         exec: bool,
@@ -530,6 +530,43 @@ mod tests {
         });
         assert!(r2.is_err());
         assert_eq!(tries2, vec![LinkMode::Hardlink]);
+    }
+
+    #[test]
+    fn link_file_copies_exec_files_and_emlink_and_cleans_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("f");
+        let linker = Linker::new(vec![LinkMode::Hardlink, LinkMode::Copy]);
+        // An executable file is copied and decides nothing.
+        let mut tried = Vec::new();
+        let r: io::Result<()> = linker.link_file(true, &dst, |m| {
+            tried.push(m);
+            Ok(())
+        });
+        r.unwrap();
+        assert_eq!(tried, vec![LinkMode::Copy]);
+        assert_eq!(linker.chosen(), None);
+        // EMLINK: this file is copied (after cleaning up), hardlink stays the operation's mode.
+        let mut tried = Vec::new();
+        let r: io::Result<()> = linker.link_file(false, &dst, |m| {
+            tried.push(m);
+            if m == LinkMode::Hardlink {
+                fs::write(&dst, b"partial").unwrap();
+                return Err(io::Error::from_raw_os_error(libc::EMLINK));
+            }
+            assert!(!dst.exists(), "the failed attempt was removed first");
+            Ok(())
+        });
+        r.unwrap();
+        assert_eq!(tried, vec![LinkMode::Hardlink, LinkMode::Copy]);
+        assert_eq!(linker.chosen(), Some(LinkMode::Hardlink));
+        // Any other failure leaves nothing at `dst`.
+        let r: io::Result<()> = linker.link_file(false, &dst, |_| {
+            fs::write(&dst, b"partial").unwrap();
+            Err(io::Error::from_raw_os_error(libc::ENOSPC))
+        });
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::ENOSPC));
+        assert!(!dst.exists());
     }
 
     #[test]
