@@ -240,7 +240,7 @@ fn links_made_while_a_file_is_read_are_not_a_change() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
     fs::write(&f, vec![7u8; 64 * 1024]).unwrap();
-    let want = crate::hash::hash_file(&f).unwrap();
+    let want = hash::hash_file(&f).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let churn = {
         let (f, stop) = (f.clone(), stop.clone());
