@@ -28,6 +28,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::hash::BuildHasherDefault;
+use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -38,7 +39,7 @@ use crate::atomic;
 use crate::counters;
 use crate::error::{Error, IoContext, Result};
 use crate::hash;
-use crate::stat::{ctime_ns, mtime_ns, Ctime};
+use crate::stat::{ctime_ns, mtime_ns, unchanged, Ctime};
 
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
 /// How far the kernel's coarse timestamp clock may lag the wall clock, with a wide margin (it
@@ -49,6 +50,8 @@ const MAGIC: &[u8; 8] = b"PVTSTAT\0";
 /// entries were wall-clock stamps and needed a window; they are dropped, costing one re-hash).
 const VERSION: u32 = 2;
 const HEADER_LEN: usize = 24;
+/// Reads of a file whose ctime alone keeps moving (links, not writes) before giving up.
+const CTIME_RETRIES: u32 = 5;
 const REC_LEN: usize = 80;
 
 type Key = (u64, u64); // (dev, ino)
@@ -548,26 +551,37 @@ pub fn hash_file_with(
     }
     let recorded = stamp(idx);
     let mut f = File::open(path).at(path)?;
-    let before = f.metadata().at(path)?;
-    let h = match hash::hash_checked(&mut f, &before, Ctime::Compare) {
-        Ok(r) => {
-            counters::count_read(before.len());
-            r.map(|(h, _)| h)
+    let mut before = f.metadata().at(path)?;
+    // Only the ctime moving means a link or chmod, not a write: another thread or process
+    // hard-linking the same cache object (a parallel checkout of two outputs with one content).
+    // Read again rather than call the file changed; a few rounds, since writes move the mtime.
+    let mut attempts = 0;
+    let h = loop {
+        let h = match hash::hash_open_file(&mut f, before.len()) {
+            Ok(h) => h,
+            // A guarded mmap saw the file shrink under it: report it like any other change.
+            Err(e) if hash::is_truncated(&e) => {
+                return Err(Error::SourceChanged {
+                    path: path.into(),
+                    msg: "truncated during hashing".into(),
+                })
+            }
+            Err(e) => return Err(e).at(path),
+        };
+        counters::count_read(before.len());
+        let after = f.metadata().at(path)?;
+        if unchanged(&before, &after, Ctime::Compare) {
+            break h;
         }
-        // A guarded mmap saw the file shrink under it: report it like any other change.
-        Err(e) if hash::is_truncated(&e) => {
+        attempts += 1;
+        if attempts >= CTIME_RETRIES || !unchanged(&before, &after, Ctime::Ignore) {
             return Err(Error::SourceChanged {
                 path: path.into(),
-                msg: "truncated during hashing".into(),
-            })
+                msg: "size, mtime or ctime changed during hashing".into(),
+            });
         }
-        Err(e) => return Err(e).at(path),
-    };
-    let Some(h) = h else {
-        return Err(Error::SourceChanged {
-            path: path.into(),
-            msg: "size, mtime or ctime changed during hashing".into(),
-        });
+        before = after;
+        f.seek(SeekFrom::Start(0)).at(path)?;
     };
     if let Some(i) = idx {
         i.record(&before, recorded, &h);

@@ -232,3 +232,31 @@ fn the_stamp_is_the_filesystem_clock_between_writes() {
     hash_saved(&a, &state);
     assert!(Index::load(&state).lookup(&ma).is_some());
 }
+
+#[test]
+fn links_made_while_a_file_is_read_are_not_a_change() {
+    // A parallel checkout hard-links one cache object to two outputs: the link moves the ctime
+    // of the file another thread is hashing, which must not make that file "changed".
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    fs::write(&f, vec![7u8; 64 * 1024]).unwrap();
+    let want = hash::hash_file(&f).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (f, stop) = (f.clone(), stop.clone());
+        let other = dir.path().join("g");
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                fs::hard_link(&f, &other).unwrap();
+                fs::remove_file(&other).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    for _ in 0..500 {
+        let (got, _) = hash_file_with(&f, &fs::metadata(&f).unwrap(), None).unwrap();
+        assert_eq!(got, want);
+    }
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+}
