@@ -8,6 +8,7 @@ import pathlib
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,16 @@ from _pivot_helpers import pivot_argv
 
 Event = dict[str, Any]
 TIMEOUT_S = 60.0  # generous: the machine is shared; a hang fails instead of blocking the suite
+
+# A shell starts a background job with SIGINT ignored (no job control: CI runs the suite so),
+# and the ignore is inherited through exec; Python then installs no KeyboardInterrupt handler.
+# pivot is run as from a terminal, where Ctrl-C reaches it: SIGINT back to default, then exec.
+_DEFAULT_SIGINT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
 
 
 HELPERS = """
@@ -79,7 +90,16 @@ class WatchProc:
         self.err_path = root.parent / "watch.stderr"
         self._err = open(self.err_path, "w")
         self.proc = subprocess.Popen(
-            [*pivot_argv(), "repro", "--watch", "--json", "--debounce", "100", *args],
+            [
+                *_DEFAULT_SIGINT,
+                *pivot_argv(),
+                "repro",
+                "--watch",
+                "--json",
+                "--debounce",
+                "100",
+                *args,
+            ],
             cwd=root,
             stdout=subprocess.PIPE,
             stderr=self._err,
