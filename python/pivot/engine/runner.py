@@ -464,7 +464,9 @@ class _Scheduler:
             self._end_tail(name)
             self._complete(name, "failed", CANCELLED)
 
-    def _kill_workers(self) -> None:
+    def _kill_workers(self, wait: bool = True) -> None:
+        """SIGKILL every worker process and drop the pool (`wait`: join its manager thread,
+        quick once the workers are dead)."""
         if self.executor is not None:
             procs = getattr(self.executor, "_processes", None) or {}  # no public API for this
             for p in list(procs.values()):
@@ -472,22 +474,13 @@ class _Scheduler:
                     p.kill()
                 except (OSError, AttributeError):
                     pass
-            # The workers are dead: joining the pool's manager thread is quick.
-            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor.shutdown(wait=wait, cancel_futures=True)
             self.executor = None
 
     # --- teardown --------------------------------------------------------------------------
     def abort(self) -> None:
         """Ctrl-C or an internal error: stop workers now; held locks are released in close()."""
-        if self.executor is not None:
-            procs = getattr(self.executor, "_processes", None) or {}  # no public API for this
-            for p in list(procs.values()):
-                try:
-                    p.kill()
-                except (OSError, AttributeError):
-                    pass
-            self.executor.shutdown(wait=False, cancel_futures=True)
-            self.executor = None
+        self._kill_workers(wait=False)
         self.threads.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
