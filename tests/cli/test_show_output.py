@@ -151,6 +151,24 @@ def test_checkout_prints_progress_lines_off_a_terminal(tmp_path: pathlib.Path) -
     assert "restored model.txt" in proc.stderr
 
 
+def test_status_and_repro_print_hashing_lines_off_a_terminal(tmp_path: pathlib.Path) -> None:
+    proj = make_project(tmp_path / "p")
+    run_ok(proj.cli("repro"))
+    (proj.root / "input.txt").write_text("changed\n")
+    proc = _pivot(proj, "status")
+    assert proc.returncode == 0, proc.stderr
+    assert "Hashing: " in proc.stderr and " read (" in proc.stderr
+    assert "\x1b[" not in proc.stderr
+    proc = _pivot(proj, "repro")
+    assert proc.returncode == 0, proc.stderr
+    assert "Hashing: " in proc.stderr
+    # with the default interval a quick status prints no progress at all
+    quick = subprocess.run(
+        [*pivot_argv(), "status"], cwd=proj.root, capture_output=True, text=True, timeout=120
+    )
+    assert quick.returncode == 0 and "Hashing:" not in quick.stderr
+
+
 def test_tui_log_writes_every_event_as_jsonl(tmp_path: pathlib.Path) -> None:
     proj = _proj(tmp_path)
     log = tmp_path / "logs" / "events.jsonl"

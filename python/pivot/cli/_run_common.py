@@ -241,6 +241,7 @@ def with_pull(run_args: RunArgs, project: Project) -> RunArgs:
 def execute(click_ctx: click.Context, ctx: Context, order: list[str], run_args: RunArgs) -> None:
     """Run `order` through the engine with the console or JSONL sink; exit 1 on failure."""
     from pivot.cli import output
+    from pivot.cli.progress import hashing
     from pivot.engine import runner
 
     quiet = _common.quiet(click_ctx)
@@ -266,7 +267,8 @@ def execute(click_ctx: click.Context, ctx: Context, order: list[str], run_args: 
     from pivot.results.history import RunRecorder
 
     recorder = RunRecorder(click_ctx.info_name or "run", click_ctx.params)  # `pivot history`
-    summary = runner.run(ctx, order, run_args.options, [sink, recorder])
+    with hashing(not quiet):
+        summary = runner.run(ctx, order, run_args.options, [sink, recorder])
     recorder.save(ctx.project, summary)
     sink.finish(summary)
     if not summary.ok:

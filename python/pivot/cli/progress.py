@@ -4,7 +4,8 @@ On a terminal, rich redraws one transient line. Elsewhere (CI logs, `2> file`) r
 impossible and silence looks like a hang, so a plain line is printed at most every
 `PIVOT_PROGRESS_INTERVAL` seconds (default 5; the first one only after that long, so quick
 commands print nothing). The engine only reports (a `ProgressSink`, a callback); the CLI
-draws: `output.CommitProgress` for `commit`, the `checkout` command. `push`/`pull` can reuse it.
+draws: `output.CommitProgress` for `commit`, the `checkout` command, `push`/`pull`, and
+`hashing` for the hashing that `status` and `repro`/`run` do before deciding what is stale.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 INTERVAL_ENV = "PIVOT_PROGRESS_INTERVAL"
@@ -100,3 +102,46 @@ class LiveLine:
         self._ticker.join()
         if self._live is not None:
             self._live.stop()
+
+
+@contextmanager
+def hashing(enabled: bool = True, stream: TextIO | None = None) -> Iterator[None]:
+    """Plain "Hashing: ..." lines while the block hashes files, off a terminal only (a terminal
+    shows the command's own output). Like the others: none before `interval_s()`, and one
+    more at the end if the block hashed at all and a line is due, so the last count is shown."""
+    out = stream if stream is not None else sys.stderr
+    if not enabled or out.isatty():
+        yield
+        return
+    from pivot.storage.cache import hash_progress
+
+    start = hash_progress()
+
+    def text() -> str | None:
+        checked, read, nbytes = (a - b for a, b in zip(hash_progress(), start, strict=True))
+        if not checked:
+            return None
+        files = "file" if checked == 1 else "files"
+        return f"Hashing: {checked:,} {files} checked, {read:,} read ({nbytes / 2**20:,.1f} MiB)"
+
+    line = ThrottledLine(out)
+    stop = threading.Event()
+    shown: list[str] = []  # the last line written: a count that did not move is not repeated
+
+    def show() -> None:
+        t = text()
+        if t is not None and t not in shown[-1:] and line.update(t):
+            shown[:] = [t]
+
+    def tick() -> None:
+        while not stop.wait(_TICK_S):
+            show()
+
+    ticker = threading.Thread(target=tick, name="pivot-hash-progress", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
+        show()

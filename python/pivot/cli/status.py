@@ -38,6 +38,7 @@ def status(
     Exits 0 whether or not anything is stale; with -q prints nothing and exits 1 when
     anything is stale.
     """
+    from pivot.cli.progress import hashing
     from pivot.engine import plan
     from pivot.engine.context import load_context
 
@@ -47,7 +48,8 @@ def status(
 
     ctx = load_context(cache_dir=cache_dir, all_pipelines=all_pipelines)
     order = ctx.graph.order(_common.stage_names(ctx, stages) or None)
-    decisions = plan.decide(ctx, order)
+    with hashing(not quiet):
+        decisions = plan.decide(ctx, order)
     ordered = [decisions[name] for name in order if name in decisions]
     stale = [d for d in ordered if d.stale]
     remote_label = None

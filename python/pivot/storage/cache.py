@@ -15,6 +15,13 @@ def insert_progress() -> tuple[int, int]:
     return _native.insert_progress()
 
 
+def hash_progress() -> tuple[int, int, int]:
+    """(files checked through the stat index, files read, bytes read) to hash them, by this
+    process so far (for progress displays)."""
+    stats = _native._debug_stats()
+    return stats["index_hits"] + stats["files_read"], stats["files_read"], stats["bytes_read"]
+
+
 class Cache:
     """Objects under `cache_dir/files/`, linked into the workspace per `link_modes`."""
 
