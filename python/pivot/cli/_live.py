@@ -67,16 +67,11 @@ def resolve_display(display: str | None, as_json: bool, quiet: bool) -> str:
 
 
 # --- observers for the watch loop -----------------------------------------------------------
-class ConsoleObserver:
-    """The console sink plus the loop's own lines (pipeline errors, "watching")."""
+class _SinkObserver:
+    """A run sink (console or JSONL) as a watch-loop observer: stage events and each run's
+    summary go to the sink as in a one-shot run."""
 
-    def __init__(self, sink: ConsoleSink, *, watch: bool) -> None:
-        self.sink = sink
-        self.watch = watch
-
-    def _say(self, line: str) -> None:
-        if not self.sink.quiet:
-            self.sink._write(line)
+    sink: ConsoleSink | JsonlSink
 
     def stage_start(self, stage: str, index: int, total: int) -> None:
         self.sink.stage_start(stage, index, total)
@@ -87,12 +82,26 @@ class ConsoleObserver:
     def stage_complete(self, result: StageResult, index: int, total: int) -> None:
         self.sink.stage_complete(result, index, total)
 
+    def run_finished(self, run_id: int, summary: RunSummary) -> None:
+        self.sink.finish(summary)
+
+
+class ConsoleObserver(_SinkObserver):
+    """The console sink plus the loop's own lines (pipeline errors, "watching")."""
+
+    sink: ConsoleSink
+
+    def __init__(self, sink: ConsoleSink, *, watch: bool) -> None:
+        self.sink = sink
+        self.watch = watch
+
+    def _say(self, line: str) -> None:
+        if not self.sink.quiet:
+            self.sink._write(line)
+
     def run_started(self, run_id: int, trigger: str, stages: list[str]) -> None:
         if trigger != "initial":
             self._say(f"--- run {run_id} ({trigger})")
-
-    def run_finished(self, run_id: int, summary: RunSummary) -> None:
-        self.sink.finish(summary)
 
     def pipeline_error(self, message: str, kept_last_good: bool) -> None:
         # An error, so shown even with -q.
@@ -107,29 +116,19 @@ def _pipeline_error_line(message: str, kept_last_good: bool) -> str:
     return f"pipeline error: {message} ({keep})"
 
 
-class JsonlObserver:
+class JsonlObserver(_SinkObserver):
     """`--json` / `--tui-log` in the watch loop: one schema line, then events of every run."""
+
+    sink: JsonlSink
 
     def __init__(self, sink: JsonlSink, *, errors_to_stderr: bool = False) -> None:
         self.sink = sink
         self.errors_to_stderr = errors_to_stderr  # the main `--json` stream: say it on stderr too
 
-    def stage_start(self, stage: str, index: int, total: int) -> None:
-        self.sink.stage_start(stage, index, total)
-
-    def stage_output(self, stage: str, line: str) -> None:
-        self.sink.stage_output(stage, line)
-
-    def stage_complete(self, result: StageResult, index: int, total: int) -> None:
-        self.sink.stage_complete(result, index, total)
-
     def run_started(self, run_id: int, trigger: str, stages: list[str]) -> None:
         self.sink.emit(
             {"type": "run_start", "run_id": run_id, "trigger": trigger, "stages": stages}
         )
-
-    def run_finished(self, run_id: int, summary: RunSummary) -> None:
-        self.sink.finish(summary)
 
     def pipeline_error(self, message: str, kept_last_good: bool) -> None:
         if self.errors_to_stderr:
