@@ -10,6 +10,7 @@ import click
 if TYPE_CHECKING:
     from pivot.engine.context import Context
     from pivot.results.revs import Rev, Revisions
+    from pivot.results.table import DiffRow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,3 +67,74 @@ def target_path(loaded: Context, target: str) -> str:
     if target in loaded.pipeline.stages:
         return target
     return project_rel(loaded.project, target, loaded.cwd)
+
+
+def echo_values(
+    values: dict[str, dict[str, dict[str, Any] | None]],
+    columns: tuple[str, str],
+    *,
+    as_json: bool,
+    markdown: bool,
+    precision: int,
+    none_found: str,
+    keep_empty: bool = False,
+) -> None:
+    """`show`: {revision: {group: {key: value}}} as JSON or as a table with one column per
+    revision; `keep_empty` gives a group without values (a missing file) a row of its own."""
+    from pivot.cli import _common
+    from pivot.results import table
+
+    if as_json:
+        _common.echo_json(values)
+        return
+    keys: dict[str, set[str]] = {}
+    for per_rev in values.values():
+        for group, vals in per_rev.items():
+            keys.setdefault(group, set()).update(vals or ())
+    rows = []
+    for group, key in sorted(
+        (g, k) for g, ks in keys.items() for k in (ks or ({""} if keep_empty else set()))
+    ):
+        cells = []
+        for per_rev in values.values():
+            vals = per_rev.get(group)
+            cells.append(table.fmt(vals[key] if vals and key in vals else table.MISSING, precision))
+        rows.append([group, key, *cells])
+    if not rows:
+        _common.info(none_found)
+        return
+    table.render([*columns, *values], rows, markdown=markdown)
+
+
+def echo_diff(
+    rows: Sequence[DiffRow],
+    old: Rev,
+    new: Rev,
+    columns: tuple[str, str],
+    *,
+    kind: str,
+    as_json: bool,
+    markdown: bool,
+    precision: int,
+) -> None:
+    """`diff`: changed values (`table.diff_rows`) as JSON under `kind` or as a table."""
+    from pivot.cli import _common
+    from pivot.results import table
+
+    if as_json:
+        _common.echo_json({"old": old.label, "new": new.label, kind: table.diff_document(rows)})
+        return
+    if not rows:
+        _common.info(f"No {kind[:-1]} changes between {old.label} and {new.label}")
+        return
+    cells = [
+        [
+            r.group,
+            r.key,
+            table.fmt(r.old, precision),
+            table.fmt(r.new, precision),
+            table.fmt_delta(r, precision),
+        ]
+        for r in rows
+    ]
+    table.render([*columns, old.label, new.label, "Change"], cells, markdown=markdown)

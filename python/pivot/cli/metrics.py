@@ -30,10 +30,8 @@ def show(
     precision: int,
 ) -> None:
     """Show metric values. TARGETS: metric files, directories or stage names (default: all)."""
-    from pivot.cli import _common
     from pivot.engine.context import load_context
     from pivot.results import metrics as m
-    from pivot.results import table
     from pivot.results.revs import WORKSPACE
 
     rc.check_formats(as_json, markdown)
@@ -47,24 +45,15 @@ def show(
         paths = list(m.select(dict(sorted(known.items())), wanted, set(loaded.pipeline.stages)))
         values = {rev.label: m.read_values(revs, rev, paths) for rev in revisions}
 
-    if as_json:
-        _common.echo_json(values)
-        return
-    keys: dict[str, set[str]] = {}
-    for per_rev in values.values():
-        for path, vals in per_rev.items():
-            keys.setdefault(path, set()).update(vals or ())
-    rows = []
-    for path, key in sorted((p, k) for p, ks in keys.items() for k in (ks or {""})):
-        cells = []
-        for per_rev in values.values():
-            vals = per_rev.get(path)
-            cells.append(table.fmt(vals[key] if vals and key in vals else table.MISSING, precision))
-        rows.append([path, key, *cells])
-    if not rows:
-        _common.info("No metrics found")
-        return
-    table.render(["Path", "Metric", *values], rows, markdown=markdown)
+    rc.echo_values(
+        values,
+        ("Path", "Metric"),
+        as_json=as_json,
+        markdown=markdown,
+        precision=precision,
+        none_found="No metrics found",
+        keep_empty=True,
+    )
 
 
 @metrics.command("diff")
@@ -78,7 +67,6 @@ def diff(
 
     One revision compares it with the workspace. Only changed values unless --all.
     """
-    from pivot.cli import _common
     from pivot.engine.context import load_context
     from pivot.results import metrics as m
     from pivot.results import table
@@ -96,22 +84,13 @@ def diff(
         a = m.read_values(revs, old, paths)
         b = m.read_values(revs, new, paths)
     rows = table.diff_rows(a, b, show_all=show_all)
-    if as_json:
-        _common.echo_json(
-            {"old": old.label, "new": new.label, "metrics": table.diff_document(rows)}
-        )
-        return
-    if not rows:
-        _common.info(f"No metric changes between {old.label} and {new.label}")
-        return
-    cells = [
-        [
-            r.group,
-            r.key,
-            table.fmt(r.old, precision),
-            table.fmt(r.new, precision),
-            table.fmt_delta(r, precision),
-        ]
-        for r in rows
-    ]
-    table.render(["Path", "Metric", old.label, new.label, "Change"], cells, markdown=markdown)
+    rc.echo_diff(
+        rows,
+        old,
+        new,
+        ("Path", "Metric"),
+        kind="metrics",
+        as_json=as_json,
+        markdown=markdown,
+        precision=precision,
+    )

@@ -33,10 +33,8 @@ def show(
 
     The workspace shows what the next run would use; a revision shows what its locks recorded.
     """
-    from pivot.cli import _common
     from pivot.engine.context import load_context
     from pivot.results import params as p
-    from pivot.results import table
     from pivot.results.revs import WORKSPACE
 
     rc.check_formats(as_json, markdown)
@@ -47,21 +45,14 @@ def show(
             rev.label: p.read_params(loaded.pipeline, revs, rev, targets)
             for rev in (revs.rev(n) for n in (rev_names or (WORKSPACE,)))
         }
-    if as_json:
-        _common.echo_json(values)
-        return
-    keys = sorted({(st, k) for per in values.values() for st, v in per.items() for k in v or ()})
-    rows = []
-    for st, key in keys:
-        cells = []
-        for per in values.values():
-            v = per.get(st)
-            cells.append(table.fmt(v[key] if v and key in v else table.MISSING, precision))
-        rows.append([st, key, *cells])
-    if not rows:
-        _common.info("No params found")
-        return
-    table.render(["Stage", "Param", *values], rows, markdown=markdown)
+    rc.echo_values(
+        values,
+        ("Stage", "Param"),
+        as_json=as_json,
+        markdown=markdown,
+        precision=precision,
+        none_found="No params found",
+    )
 
 
 @params.command("diff")
@@ -87,7 +78,6 @@ def diff(
 
     One revision compares it with the workspace. Only changed values unless --all.
     """
-    from pivot.cli import _common
     from pivot.engine.context import load_context
     from pivot.results import params as p
     from pivot.results import table
@@ -100,20 +90,13 @@ def diff(
         a = p.read_params(loaded.pipeline, revs, old, targets)
         b = p.read_params(loaded.pipeline, revs, new, targets)
     rows = table.diff_rows(a, b, show_all=show_all)
-    if as_json:
-        _common.echo_json({"old": old.label, "new": new.label, "params": table.diff_document(rows)})
-        return
-    if not rows:
-        _common.info(f"No param changes between {old.label} and {new.label}")
-        return
-    cells = [
-        [
-            r.group,
-            r.key,
-            table.fmt(r.old, precision),
-            table.fmt(r.new, precision),
-            table.fmt_delta(r, precision),
-        ]
-        for r in rows
-    ]
-    table.render(["Stage", "Param", old.label, new.label, "Change"], cells, markdown=markdown)
+    rc.echo_diff(
+        rows,
+        old,
+        new,
+        ("Stage", "Param"),
+        kind="params",
+        as_json=as_json,
+        markdown=markdown,
+        precision=precision,
+    )
