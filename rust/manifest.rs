@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::hash;
 
 mod codec;
+pub(crate) use codec::decode_escape;
 mod walk;
 
 pub use codec::write_json_bytes;

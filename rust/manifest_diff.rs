@@ -135,45 +135,16 @@ impl<'a> Lines<'a> {
     }
 }
 
-fn hex4(s: &[u8]) -> Option<u32> {
-    let t = std::str::from_utf8(s.get(..4)?).ok()?;
-    u32::from_str_radix(t, 16).ok()
-}
-
-/// A manifest JSON string's raw bytes (docs/formats.md: UTF-8 literal, the short escapes,
-/// `\uXXXX`, and `\udcXX` for a byte that is not UTF-8, as Python's surrogateescape).
+/// A manifest JSON string's raw bytes (the escapes as `manifest::codec` writes them).
 fn unescape(s: &[u8]) -> std::result::Result<Vec<u8>, &'static str> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
-    while i < s.len() {
-        if s[i] != b'\\' {
-            out.push(s[i]);
-            i += 1;
-            continue;
-        }
-        let c = *s.get(i + 1).ok_or("bad escape in path")?;
-        i += 2;
-        match c {
-            b'"' | b'\\' | b'/' => out.push(c),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'u' => {
-                let code = hex4(&s[i..]).ok_or("bad \\u escape in path")?;
-                i += 4;
-                if (0xdc80..=0xdcff).contains(&code) {
-                    out.push(u8::try_from(code - 0xdc00).map_err(|_| "bad \\u escape in path")?);
-                } else {
-                    let ch = char::from_u32(code).ok_or("bad \\u escape in path")?;
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                }
-            }
-            _ => return Err("bad escape in path"),
-        }
+    while let Some(at) = s[i..].iter().position(|&b| b == b'\\') {
+        out.extend_from_slice(&s[i..i + at]);
+        i += at + 1;
+        i += manifest::decode_escape(&s[i..], &mut out)?;
     }
+    out.extend_from_slice(&s[i..]);
     Ok(out)
 }
 

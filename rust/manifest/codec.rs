@@ -59,6 +59,39 @@ pub fn write_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
+/// Decode the escape of a manifest JSON string that follows a backslash at the start of `s`
+/// (inverse of `write_json_bytes`: the short escapes, `\uXXXX`, and `\udcXX` for a byte that
+/// is not UTF-8, as Python's surrogateescape), appending its raw bytes to `out`; the number of
+/// bytes of `s` it used.
+pub fn decode_escape(after: &[u8], out: &mut Vec<u8>) -> Result<usize, &'static str> {
+    let kind = *after.first().ok_or("unterminated escape")?;
+    let byte = match kind {
+        b'"' | b'\\' => kind,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'b' => 8,
+        b'f' => 12,
+        b'u' => {
+            let digits = after.get(1..5).ok_or("truncated \\u escape")?;
+            let text = std::str::from_utf8(digits).map_err(|_| "bad \\u escape")?;
+            let code = u32::from_str_radix(text, 16).map_err(|_| "bad \\u escape")?;
+            if (0xdc80..=0xdcff).contains(&code) {
+                // A raw byte that is not UTF-8 (surrogateescape): the low byte.
+                out.push(code.to_le_bytes()[0]);
+            } else {
+                let ch = char::from_u32(code).ok_or("bad \\u escape (surrogate)")?;
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            }
+            return Ok(5);
+        }
+        _ => return Err("bad escape"),
+    };
+    out.push(byte);
+    Ok(1)
+}
+
 /// A tiny strict cursor over one manifest line.
 struct Cur<'a> {
     s: &'a [u8],
@@ -79,16 +112,6 @@ impl Cur<'_> {
         self.s[self.i..].starts_with(l)
     }
 
-    fn hex4(&mut self) -> Result<u32, String> {
-        let h = self
-            .s
-            .get(self.i..self.i + 4)
-            .ok_or("truncated \\u escape")?;
-        self.i += 4;
-        let t = std::str::from_utf8(h).map_err(|_| "bad \\u escape")?;
-        u32::from_str_radix(t, 16).map_err(|_| "bad \\u escape".to_string())
-    }
-
     /// A JSON string as raw bytes (inverse of `write_json_bytes`).
     fn string(&mut self) -> Result<Vec<u8>, String> {
         self.lit(b"\"")?;
@@ -98,31 +121,7 @@ impl Cur<'_> {
             self.i += 1;
             match b {
                 b'"' => return Ok(out),
-                b'\\' => {
-                    let e = *self.s.get(self.i).ok_or("unterminated escape")?;
-                    self.i += 1;
-                    match e {
-                        b'"' => out.push(b'"'),
-                        b'\\' => out.push(b'\\'),
-                        b'n' => out.push(b'\n'),
-                        b'r' => out.push(b'\r'),
-                        b't' => out.push(b'\t'),
-                        b'b' => out.push(8),
-                        b'f' => out.push(12),
-                        b'u' => {
-                            let u = self.hex4()?;
-                            if (0xdc80..=0xdcff).contains(&u) {
-                                // A raw byte that is not UTF-8 (surrogateescape): the low byte.
-                                out.push(u.to_le_bytes()[0]);
-                            } else {
-                                let c = char::from_u32(u).ok_or("bad \\u escape (surrogate)")?;
-                                let mut buf = [0u8; 4];
-                                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                            }
-                        }
-                        _ => return Err("bad escape".into()),
-                    }
-                }
+                b'\\' => self.i += decode_escape(&self.s[self.i..], &mut out)?,
                 b if b < 0x20 => return Err("control character in string".into()),
                 b => out.push(b),
             }
