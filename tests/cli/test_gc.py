@@ -244,8 +244,10 @@ def test_gc_during_a_concurrent_repro_loses_nothing(tmp_path: pathlib.Path) -> N
     gc = _spawn(proj, "gc", *NOW, "--run-cache-days", "0")
     # gc waits for the running stage (its execution lock holds the shared .gc.lock)
     assert gc.stderr is not None
-    first = gc.stderr.readline()
-    assert "waiting for running pivot commands" in first
+    seen = [gc.stderr.readline()]
+    while seen[-1] and "waiting for running pivot commands" not in seen[-1]:
+        seen.append(gc.stderr.readline())
+    assert "waiting for running pivot commands" in seen[-1], seen
     assert gc.poll() is None and repro.poll() is None
     proj.write("go", "")
     assert repro.wait(timeout=120) == 0, repro.stderr.read() if repro.stderr else ""
@@ -277,3 +279,24 @@ def test_kill_at_each_gc_step_leaves_every_lock_whole(history: Project, step: st
     assert not proj.run_cache_entries()
     keep = set().union(*(_lock_objects(proj, s) for s in ("prepare", "train", "other")))
     assert _objects(proj) == keep | _revision_objects(proj, "exp") | _revision_objects(proj, "v0")
+
+
+def test_a_repro_waits_for_a_running_gc(tmp_path: pathlib.Path) -> None:
+    from pivot.engine.execlock import GcLock
+
+    proj = make_project(tmp_path / "p")
+    held = GcLock(proj.root / ".pivot" / "tmp" / "locks")
+    held.acquire()
+    try:
+        repro = _spawn(proj, "repro")
+        assert repro.stderr is not None
+        seen = [repro.stderr.readline()]
+        while seen[-1] and "waiting for pivot gc" not in seen[-1]:
+            seen.append(repro.stderr.readline())
+        assert f"waiting for pivot gc (pid {os.getpid()})" in seen[-1], seen
+        assert not proj.exists("runs.log")  # no stage started meanwhile
+    finally:
+        held.release()
+    _out, err = repro.communicate(timeout=120)
+    assert repro.returncode == 0, err
+    assert proj.runs()
