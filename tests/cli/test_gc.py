@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import time
 
 import pytest
-from _pivot_helpers import Project, git, make_project, pivot_argv, run_ok
+from _pivot_helpers import DIR_PIPELINE, Project, git, make_project, pivot_argv, run_ok
 
 NOW = ["--grace-minutes", "0"]  # objects made by the test are seconds old
 
@@ -161,6 +162,25 @@ def test_gc_run_cache_retention(tmp_path: pathlib.Path) -> None:
         "gc.run_cache_days"
         in run_ok(proj.cli("config", "set", "gc.run_cache_days", "--", "-1"), 1).stderr
     )
+
+
+def test_gc_of_directory_outputs_keeps_the_current_tree_whole(tmp_path: pathlib.Path) -> None:
+    proj = make_project(tmp_path / "p", DIR_PIPELINE)
+    run_ok(proj.cli("repro"))
+    old_tree = _lock_objects(proj, "make_shards")
+    old = set(_objects(proj))
+    proj.write("input.txt", "changed\n")
+    run_ok(proj.cli("repro"))
+    new_tree = _lock_objects(proj, "make_shards")
+    doc = _gc_json(proj, *NOW, "--run-cache-days", "0")
+    removed = {o["hash"] for o in doc["objects"]}  # type: ignore[union-attr]
+    # the old manifest and its three files (no file is shared: each holds the input)
+    assert removed == old and old_tree <= removed and len(removed) == 4
+    assert new_tree <= _objects(proj) and len(_objects(proj)) == 4
+    shutil.rmtree(proj.root / "shards")
+    run_ok(proj.cli("checkout"))
+    assert proj.read("shards/part-1.txt") == "1:changed\n"
+    run_ok(proj.cli("verify", "--cache"))
 
 
 def test_gc_without_git_keeps_the_workspace(tmp_path: pathlib.Path) -> None:
