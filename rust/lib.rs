@@ -323,6 +323,29 @@ mod cache_api {
         Ok(d)
     }
 
+    /// Remove the objects `roots` do not keep and that are older than `grace_s` seconds
+    /// (`rust/cache/gc.rs`); `dry_run` only reports them.
+    #[pyfunction]
+    pub fn cache_gc(
+        py: Python<'_>,
+        cache_dir: PathBuf,
+        roots: Vec<(String, bool)>,
+        grace_s: f64,
+        dry_run: bool,
+    ) -> PyResult<Bound<'_, PyDict>> {
+        let grace = std::time::Duration::try_from_secs_f64(grace_s.max(0.0))
+            .map_err(|e| PyValueError::new_err(format!("grace_s: {e}")))?;
+        let r = py
+            .detach(|| cache::gc::gc(&cache_dir, &roots, grace, dry_run))
+            .map_err(to_pyerr)?;
+        let d = PyDict::new(py);
+        d.set_item("removed", r.removed)?;
+        d.set_item("bytes", r.bytes)?;
+        d.set_item("kept", r.kept)?;
+        d.set_item("young", r.young)?;
+        Ok(d)
+    }
+
     /// Delete a directory tree pivot owns (a stage's old output moved aside), GIL released.
     #[pyfunction]
     pub fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
@@ -351,6 +374,7 @@ mod cache_api {
         m.add_function(wrap_pyfunction!(cache_restore_entries, m)?)?;
         m.add_function(wrap_pyfunction!(cache_contains, m)?)?;
         m.add_function(wrap_pyfunction!(cache_verify, m)?)?;
+        m.add_function(wrap_pyfunction!(cache_gc, m)?)?;
         Ok(())
     }
 }

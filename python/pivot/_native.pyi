@@ -3,12 +3,13 @@
 from collections.abc import Sequence
 from typing import Any
 
-from pivot.types import HashInfo, ManifestEntry, PartialRestore, VerifyReport
+from pivot.types import GcReport, HashInfo, ManifestEntry, PartialRestore, VerifyReport
 
 __all__ = [
     "Remote",
     "blake3_bytes",
     "cache_contains",
+    "cache_gc",
     "cache_insert",
     "cache_restore",
     "cache_restore_entries",
@@ -59,6 +60,9 @@ def cache_restore_entries(
 ) -> PartialRestore: ...
 def cache_contains(cache_dir: str, hash: str, is_dir: bool) -> bool: ...
 def cache_verify(cache_dir: str, hashes: Sequence[str] | None = None) -> VerifyReport: ...
+def cache_gc(
+    cache_dir: str, roots: Sequence[tuple[str, bool]], grace_s: float, dry_run: bool
+) -> GcReport: ...
 def insert_progress() -> tuple[int, int]: ...
 def remove_tree(path: str) -> None: ...
 def clean_stale_temps(dir: str) -> None: ...

@@ -31,6 +31,7 @@ DEFAULT_CONFIG_TEXT = """\
 _KNOWN: dict[str, frozenset[str]] = {
     "cache": frozenset({"dir", "link_modes"}),
     "core": frozenset({"jobs", "gitignore", "remote"}),
+    "gc": frozenset({"run_cache_days", "grace_minutes"}),
 }
 # Sections keyed by names the user chooses: `remote.<name>.<key>` (docs/remote.md
 # "Configuration"). Checked by `validate_file_data` (so `pivot config set` and `pivot remote`
@@ -53,6 +54,8 @@ class Config:
     jobs: int | None = None
     gitignore: bool = True
     remote: str | None = None  # core.remote: the default remote's name
+    gc_run_cache_days: float = 30.0  # gc.run_cache_days: run-cache entries kept by `pivot gc`
+    gc_grace_minutes: float = 60.0  # gc.grace_minutes: objects this young are never collected
 
 
 def resolve_jobs(requested: int | None, config: Config) -> int:
@@ -152,6 +155,17 @@ def _bool(key: str) -> Callable[[Path, Any], bool]:
     return check
 
 
+def _non_negative(key: str, default: float) -> Callable[[Path, Any], float]:
+    def check(path: Path, value: Any) -> float:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ConfigError(f"{path}: '{key}' must be a number >= 0, got {value!r}")
+        return float(value)
+
+    return check
+
+
 def remote_default(path: Path, value: Any) -> str | None:
     if value is not None and (not isinstance(value, str) or not REMOTE_NAME.match(value)):
         raise ConfigError(f"{path}: 'core.remote' must be a remote name, got {value!r}")
@@ -165,6 +179,8 @@ def _validators() -> dict[tuple[str, str], Callable[[Path, Any], Any]]:
         ("core", "jobs"): _jobs,
         ("core", "gitignore"): _bool("core.gitignore"),
         ("core", "remote"): remote_default,
+        ("gc", "run_cache_days"): _non_negative("gc.run_cache_days", 30.0),
+        ("gc", "grace_minutes"): _non_negative("gc.grace_minutes", 60.0),
     }
 
 
@@ -251,4 +267,6 @@ def load_config(pivot_dir: Path) -> Config:
         jobs=_jobs(*get("core", "jobs")),
         gitignore=_bool("core.gitignore")(*get("core", "gitignore")),
         remote=remote_default(*get("core", "remote")),
+        gc_run_cache_days=_non_negative("gc.run_cache_days", 30.0)(*get("gc", "run_cache_days")),
+        gc_grace_minutes=_non_negative("gc.grace_minutes", 60.0)(*get("gc", "grace_minutes")),
     )

@@ -141,6 +141,41 @@ class GitRepo:
         stdout.read(1)  # the newline after the content
         return data if kind == b"blob" else None
 
+    def ref_commits(self) -> dict[str, str]:
+        """Commits of HEAD, every local branch, tag and remote-tracking branch: ref name ->
+        commit id (annotated tags peeled; refs naming no commit skipped)."""
+        fmt = "%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
+        out = self._run(
+            "for-each-ref",
+            f"--format={fmt}",
+            "refs/heads",
+            "refs/tags",
+            "refs/remotes",
+            what="refs",
+        )
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            name, kind, sha, peeled_kind, peeled = (line.split("\0") + [""] * 5)[:5]
+            if kind == "commit":
+                found[name] = sha
+            elif peeled_kind == "commit":
+                found[name] = peeled
+        try:
+            found["HEAD"] = self.resolve("HEAD")
+        except RevisionError:
+            pass  # a repository without commits
+        return found
+
+    def all_commits(self) -> list[str]:
+        """Every commit reachable from any ref or HEAD (`git rev-list --all`)."""
+        out = self._run("rev-list", "--all", what="all commits")
+        commits = [c for c in out.split() if c]
+        try:
+            head = self.resolve("HEAD")
+        except RevisionError:
+            return commits
+        return commits if head in commits else [*commits, head]
+
     def list_files(self, commit: str, rel_dir: str = "") -> list[str]:
         """Project-relative paths of every file under `rel_dir` in `commit` (recursive)."""
         where = f"{self.prefix}{rel_dir}".rstrip("/")

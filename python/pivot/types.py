@@ -20,6 +20,13 @@ class ManifestEntry(TypedDict):
     link: str | None  # target of an in-tree symlink, else None
 
 
+class GcReport(TypedDict):
+    removed: list[tuple[str, int]]  # (hash, size) of each removed object, by hash
+    bytes: int
+    kept: int  # objects a root needs
+    young: int  # unreferenced objects spared by the grace period
+
+
 class VerifyReport(TypedDict):
     checked: int
     corrupt: list[str]  # object hashes whose bytes do not match their name

@@ -10,6 +10,7 @@
 //! - `link`: the one home of the link modes (reflink, hardlink, copy-with-hash), the per-operation
 //!   fallback and the renames, used by both insert and restore.
 
+pub mod gc;
 pub mod insert;
 pub mod link;
 pub mod restore;
@@ -114,6 +115,44 @@ impl Cache {
             });
         }
         Manifest::parse(&data, &p)
+    }
+
+    /// Every object name under `files/` (temps and stray names skipped).
+    pub fn list_objects(&self) -> Result<Vec<String>> {
+        let files = &self.files;
+        let rd = match fs::read_dir(files) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(files, e)),
+        };
+        let mut shards = Vec::new();
+        for ent in rd {
+            let ent = ent.at(files)?;
+            let name = ent.file_name();
+            let Some(n) = name.to_str() else { continue };
+            if n.len() == 2 && ent.file_type().at(&ent.path())?.is_dir() {
+                shards.push((n.to_string(), ent.path()));
+            }
+        }
+        let lists: Vec<Vec<String>> = shards
+            .par_iter()
+            .map(|(prefix, dir)| {
+                let mut v = Vec::new();
+                for ent in fs::read_dir(dir).at(dir)? {
+                    let ent = ent.at(dir)?;
+                    if let Some(n) = ent.file_name().to_str() {
+                        let h = format!("{prefix}{n}");
+                        if hash::is_hex64(&h) {
+                            v.push(h);
+                        }
+                    }
+                }
+                Ok(v)
+            })
+            .collect::<Result<_>>()?;
+        let mut all: Vec<String> = lists.into_iter().flatten().collect();
+        all.sort_unstable();
+        Ok(all)
     }
 
     /// Object present (a directory: its manifest and every file object).

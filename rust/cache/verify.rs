@@ -61,44 +61,6 @@ fn check_object(cache: &Cache, h: &str) -> Result<Outcome> {
     })
 }
 
-/// Every object name under `files/` (temps and stray names skipped).
-fn list_objects(cache: &Cache) -> Result<Vec<String>> {
-    let files = &cache.files;
-    let rd = match fs::read_dir(files) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(files, e)),
-    };
-    let mut shards = Vec::new();
-    for ent in rd {
-        let ent = ent.at(files)?;
-        let name = ent.file_name();
-        let Some(n) = name.to_str() else { continue };
-        if n.len() == 2 && ent.file_type().at(&ent.path())?.is_dir() {
-            shards.push((n.to_string(), ent.path()));
-        }
-    }
-    let lists: Vec<Vec<String>> = shards
-        .par_iter()
-        .map(|(prefix, dir)| {
-            let mut v = Vec::new();
-            for ent in fs::read_dir(dir).at(dir)? {
-                let ent = ent.at(dir)?;
-                if let Some(n) = ent.file_name().to_str() {
-                    let h = format!("{prefix}{n}");
-                    if hash::is_hex64(&h) {
-                        v.push(h);
-                    }
-                }
-            }
-            Ok(v)
-        })
-        .collect::<Result<_>>()?;
-    let mut all: Vec<String> = lists.into_iter().flatten().collect();
-    all.sort_unstable();
-    Ok(all)
-}
-
 /// Verify the objects reached from `hashes`, or every object with `None`.
 pub fn verify(cache_dir: &Path, hashes: Option<&[String]>) -> Result<Report> {
     hash::ensure_pool();
@@ -112,7 +74,7 @@ pub fn verify(cache_dir: &Path, hashes: Option<&[String]>) -> Result<Report> {
             let set: BTreeSet<&String> = h.iter().collect();
             set.into_iter().cloned().collect()
         }
-        None => list_objects(&cache)?,
+        None => cache.list_objects()?,
     };
     let mut report = Report::default();
     let mut corrupt = BTreeSet::new();

@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("pivot.cli.transfer", "push", "Upload cached outputs to a remote."),
     "fetch": ("pivot.cli.transfer", "fetch", "Download cached outputs from a remote."),
     "pull": ("pivot.cli.transfer", "pull", "Fetch from a remote, then check out."),
+    "gc": ("pivot.cli.gc", "gc", "Remove cached data no revision or recent run needs."),
 }
 
 LOGGER_NAME = "pivot"

@@ -65,7 +65,7 @@ def checkout(
     from pivot.engine.context import load_context
 
     quiet = _common.quiet(click_ctx)
-    ctx = load_context(cache_dir=cache_dir, check_missing=False)
+    ctx = load_context(cache_dir=cache_dir, check_missing=False, pipeline_optional=True)
     counts = [0, 0]  # paths done, total
 
     # A live line on a terminal, else a plain line every few seconds (cli/progress.py); none

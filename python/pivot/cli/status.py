@@ -41,17 +41,21 @@ def status(
     from pivot.cli.progress import hashing
     from pivot.engine import plan
     from pivot.engine.context import load_context
+    from pivot.engine.track import changed_tracked
 
     state = _common.get_state(click_ctx)
     quiet = local_quiet or state.quiet
     verbose = local_verbose or bool(state.verbose)
 
-    ctx = load_context(cache_dir=cache_dir, all_pipelines=all_pipelines)
+    ctx = load_context(cache_dir=cache_dir, all_pipelines=all_pipelines, pipeline_optional=True)
     order = ctx.graph.order(_common.stage_names(ctx, stages) or None)
     with hashing(not quiet):
         decisions = plan.decide(ctx, order)
     ordered = [decisions[name] for name in order if name in decisions]
     stale = [d for d in ordered if d.stale]
+    # Tracked data belongs to no stage: checked when the whole project is asked about.
+    changed = [] if stages else changed_tracked(ctx)
+    ctx.save()
     remote_label = None
     missing_remote: list[str] = []
     if cloud or remote_name is not None:
@@ -63,7 +67,7 @@ def status(
         missing_remote = transfer.not_pushed(ctx, remote, _common.stage_names(ctx, stages) or None)
 
     if quiet:
-        if stale or missing_remote:
+        if stale or missing_remote or changed:
             click_ctx.exit(1)
         return
 
@@ -78,12 +82,17 @@ def status(
                 for d in ordered
             }
         }
+        payload["tracked"] = {t.path: {"pvt": t.pvt, "state": why} for t, why in changed}
         if remote_label is not None:
             payload["remote"] = {"name": remote_label, "not_pushed": missing_remote}
         click.echo(json.dumps(payload, indent=2))
         return
     if remote_label is not None:
         _echo_remote(remote_label, missing_remote)
+    if changed:
+        click.echo("Changed tracked data:")
+        for t, why in changed:
+            click.echo(f"  {t.path}: {why} ({t.pvt})")
 
     if not ordered:
         click.echo("No stages")

@@ -27,7 +27,7 @@ def track(
     from pivot.storage import pvt as pvt_codec
 
     quiet = _common.quiet(click_ctx)
-    ctx = load_context(cache_dir=cache_dir, check_missing=False)
+    ctx = load_context(cache_dir=cache_dir, check_missing=False, pipeline_optional=True)
     written = engine_track.track(ctx, list(paths))
     if as_json:
         entries = []

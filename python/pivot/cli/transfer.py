@@ -68,7 +68,7 @@ def _open(
     from pivot.engine.context import load_context
     from pivot.storage.remote import open_remote
 
-    ctx = load_context(cache_dir=cache_dir, check_missing=False)
+    ctx = load_context(cache_dir=cache_dir, check_missing=False, pipeline_optional=True)
     return ctx, open_remote(ctx.project, remote_name, jobs)
 
 

@@ -50,16 +50,19 @@ def verify(
 
     Prints one line per problem: a stale stage and its reason, or an output (or tracked
     file) whose object is missing from the cache. With --cache, also every corrupt or
-    missing cache object, once per output path it belongs to.
+    missing cache object, once per output path it belongs to; with --cache --all, every
+    object in the cache is re-hashed, referenced or not.
     """
     from pivot.engine import verify as engine_verify
     from pivot.engine.context import load_context
 
     quiet = _common.quiet(click_ctx)
-    ctx = load_context(cache_dir=cache_dir, all_pipelines=all_pipelines)
+    ctx = load_context(cache_dir=cache_dir, all_pipelines=all_pipelines, pipeline_optional=True)
     targets = _common.stage_names(ctx, stages)
     if sample is not None and not check_cache:
         raise click.UsageError("--sample needs --cache")
+    if sample is not None and all_pipelines:
+        raise click.UsageError("--sample and --cache --all exclude each other")
     remote_has = None
     if allow_missing:
         from pivot.engine import transfer
@@ -74,12 +77,14 @@ def verify(
         remote_has=remote_has,
         cache=check_cache,
         sample=sample,
+        every_object=check_cache and all_pipelines,
     )
     ctx.save()
 
     problems = [f"{name}: {reason}" for name, reason in result.stale.items()]
     for owner, paths in result.missing.items():
         problems += [f"{owner}: {path} not in cache" for path in paths]
+    problems += [f"{pvt}: {what}" for pvt, what in result.tracked.items()]
     if result.cache is not None:
         problems += result.cache.problems()
 

@@ -68,6 +68,7 @@ def commit(
                     continue
                 state = d.state
             else:
+                plan.read_stage_lock(ctx, name)  # a newer pivot's lock: SchemaVersionError
                 state = planner.state(stage, None)
             assert state is not None
             if state.missing_deps:

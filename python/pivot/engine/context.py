@@ -69,16 +69,25 @@ def _scandir(path: Path) -> list[os.DirEntry[str]]:
         return []
 
 
+def _has_pipeline(root: Path, where: Path) -> bool:
+    from pivot.pipeline.discovery import has_pipeline_file
+
+    return has_pipeline_file(root, where)
+
+
 def load_context(
     cwd: Path | None = None,
     *,
     cache_dir: Path | None = None,
     check_missing: bool = True,
     all_pipelines: bool = False,
+    pipeline_optional: bool = False,
 ) -> Context:
     """The one loader of a project, for every command and library caller: find_root -> config
     -> load_pipeline -> graph -> cache. `cache_dir` (e.g. `--cache-dir`) beats the config;
-    `check_missing=False` accepts dependencies that are neither produced nor on disk."""
+    `check_missing=False` accepts dependencies that are neither produced nor on disk;
+    `pipeline_optional` gives an empty pipeline to a project that has no pipeline file yet
+    (`pivot track` of data before any stage exists)."""
     from pivot.graph import PipelineGraph
     from pivot.pipeline import load_pipeline
     from pivot.project import open_project
@@ -91,6 +100,10 @@ def load_context(
         from pivot.pipeline.multi import load_all
 
         pipeline = load_all(project.root, where)
+    elif pipeline_optional and not _has_pipeline(project.root, where):
+        from pivot.pipeline import Pipeline
+
+        pipeline = Pipeline(project.root.name or "pivot", base_dir=project.root)
     else:
         pipeline = load_pipeline(project.root, where)
     graph = PipelineGraph.build(pipeline.stages, project.root, check_missing=check_missing)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pivot.engine.plan import StageState, entry_info, out_entry, out_key
-from pivot.exceptions import OutputMissingError
+from pivot.exceptions import LockFileError, OutputMissingError, SchemaVersionError
 from pivot.storage import runcache
 from pivot.types import LockData, OutEntry
 
@@ -54,11 +55,27 @@ def write_records(
 
     lock = make_lock(stage_name, state, outs)
     ctx.project.stages_dir.mkdir(parents=True, exist_ok=True)
-    write_lock(lock_path(ctx.project.stages_dir, stage_name), lock)
+    path = lock_path(ctx.project.stages_dir, stage_name)
+    refuse_newer_lock(path)
+    write_lock(path, lock)
     _ignore_cached(ctx, outs)
     if not has_incremental(ctx, stage_name):
         runcache.write(ctx.runs_dir, state.run_key, stage_name, outs)
     return lock
+
+
+def refuse_newer_lock(path: Path) -> None:
+    """SchemaVersionError ("upgrade pivot") when the lock at `path` was written by a newer
+    pivot: overwriting it would silently drop what that pivot recorded. A corrupt lock may be
+    overwritten (that is how it gets repaired)."""
+    from pivot.storage.lock import read_lock
+
+    try:
+        read_lock(path)
+    except SchemaVersionError:
+        raise
+    except LockFileError:
+        pass
 
 
 def _ignore_cached(ctx: Context, outs: Mapping[str, OutEntry]) -> None:

@@ -257,7 +257,7 @@ class _Scheduler:
             if not lock.try_acquire():
                 if name not in self.logged_wait:
                     self.logged_wait.add(name)
-                    logger.warning("waiting for %s (pid %s)", name, lock.holder_pid() or "?")
+                    logger.warning("waiting for %s", lock.blocker())
                 self.lock_waiting = True
                 continue
             self.locks[name] = lock

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pivot import naming
+from pivot.engine.execlock import CacheUse
 from pivot.exceptions import PivotError, UnsafePathError
 from pivot.storage import pvt
 
@@ -27,9 +28,34 @@ def tracked_files(ctx: Context) -> list[pvt.Tracked]:
     return [pvt.read_pvt(ctx.root, p) for p in pvt.find_pvt_files(ctx.root, prune)]
 
 
+def changed_tracked(ctx: Context) -> list[tuple[pvt.Tracked, str]]:
+    """Tracked paths whose workspace content differs from their `.pvt` record, with
+    `"missing"` or `"modified"` (hashed through the stat index, so an unchanged tree costs
+    one lstat per file)."""
+    tracked = tracked_files(ctx)
+    present = [t for t in tracked if os.path.lexists(ctx.root / t.path)]
+    infos = ctx.cache.hash_many([ctx.root / t.path for t in present]) if present else []
+    now = {t.pvt: i for t, i in zip(present, infos, strict=True)}
+    changed: list[tuple[pvt.Tracked, str]] = []
+    for t in tracked:
+        info = now.get(t.pvt)
+        if info is None:
+            changed.append((t, "missing"))
+        elif info["hash"] != t.info["hash"] or info["is_dir"] != t.info["is_dir"]:
+            changed.append((t, "modified"))
+    return changed
+
+
 def track(ctx: Context, paths: Sequence[Path | str]) -> list[Path]:
     """Cache each path and write `<path>.pvt` next to it; returns the `.pvt` paths."""
     outputs = {o.path.rstrip("/"): s.name for s in ctx.pipeline.stages.values() for o in s.outs}
+    # Held while objects go in and their .pvt files are written: a concurrent `pivot gc`
+    # must not remove an object that only this .pvt is about to name.
+    with CacheUse(ctx.locks_dir):
+        return _track(ctx, paths, outputs)
+
+
+def _track(ctx: Context, paths: Sequence[Path | str], outputs: dict[str, str]) -> list[Path]:
     written: list[Path] = []
     rels: list[str] = []
     for p in paths:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pivot.engine import plan
-from pivot.engine.track import tracked_files
+from pivot.engine.track import changed_tracked, tracked_files
 from pivot.exceptions import StorageError
 
 if TYPE_CHECKING:
@@ -23,11 +23,17 @@ class VerifyResult:
     details: dict[str, list[str]] = field(default_factory=dict)  # stale stage -> explain lines
     missing: dict[str, list[str]] = field(default_factory=dict)  # stage/.pvt -> outputs absent
     # from the cache
+    tracked: dict[str, str] = field(default_factory=dict)  # .pvt -> "<path> modified|missing"
     cache: CacheCheck | None = None  # `--cache`: objects re-hashed
 
     @property
     def ok(self) -> bool:
-        return not self.stale and not self.missing and (self.cache is None or self.cache.ok)
+        return (
+            not self.stale
+            and not self.missing
+            and not self.tracked
+            and (self.cache is None or self.cache.ok)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +48,7 @@ class VerifyResult:
             },
             "stale": dict(self.stale),
             "missing": {k: list(v) for k, v in self.missing.items()},
+            "tracked": dict(self.tracked),
             **({"cache": self.cache.to_json()} if self.cache is not None else {}),
         }
 
@@ -87,12 +94,14 @@ def verify(
     remote_has: Callable[[str], bool] | None = None,
     cache: bool = False,
     sample: float | None = None,
+    every_object: bool = False,
 ) -> VerifyResult:
     """Decide (`plan.decide`) and check cache presence of every cached output (and tracked file).
 
     `allow_missing`: outputs absent from the workspace do not make a stage stale, and objects
     absent from the local cache are accepted when `remote_has(hash)` says the remote has them.
-    `cache`: also re-hash the reachable objects (`sample`: a random percent of the files).
+    `cache`: also re-hash the reachable objects (`sample`: a random percent of the files;
+    `every_object`: every object in the cache, referenced or not).
     """
     order = ctx.graph.order(list(stages) if stages else None)
     decisions = plan.decide(ctx, order, allow_missing=allow_missing)
@@ -122,8 +131,13 @@ def verify(
         for t in tracked_files(ctx):
             if absent(t.info):
                 result.missing[t.pvt] = [t.path]
+        for t, why in changed_tracked(ctx):
+            if not (why == "missing" and allow_missing):
+                result.tracked[t.pvt] = f"{t.path} {why}"
     if cache:
-        result.cache = check_cache(ctx, order, with_tracked=not stages, sample=sample)
+        result.cache = check_cache(
+            ctx, order, with_tracked=not stages, sample=sample, every=every_object
+        )
     return result
 
 
@@ -153,17 +167,22 @@ def check_cache(
     with_tracked: bool = True,
     sample: float | None = None,
     rng: random.Random | None = None,
+    every: bool = False,
 ) -> CacheCheck:
     """Re-hash the objects the locks (and tracked files) need: every directory manifest always
     (reading it checks its hash), then all file objects or a random `sample` percent of them.
-    Each corrupt or missing object is reported with the outputs/tracked paths it belongs to."""
+    Each corrupt or missing object is reported with the outputs/tracked paths it belongs to.
+    `every`: re-hash every object in the cache instead, referenced or not (an unreferenced
+    one is reported with the owner `UNREFERENCED`)."""
     result = CacheCheck(sample=sample)
     owners: dict[str, list[str]] = {}
     files: set[str] = set()
+    tops: set[str] = set()  # file outputs / tracked files (not inside a directory)
     for h, is_dir, owner in _reachable(ctx, order, with_tracked):
         owners.setdefault(h, []).append(owner)
         if not is_dir:
             files.add(h)
+            tops.add(h)
             continue
         result.checked += 1
         if not ctx.cache.contains({"hash": h, "is_dir": False, "size": 0, "nfiles": 0}):
@@ -180,6 +199,9 @@ def check_cache(
                 owners.setdefault(entry["hash"], []).append(base + entry["path"])
                 files.add(entry["hash"])
     result.reachable = len(owners)
+    if every:
+        _check_every(ctx, result, owners, tops)
+        return result
     wanted = sorted(files)
     if sample is not None and wanted:
         k = min(len(wanted), max(1, math.ceil(len(wanted) * sample / 100)))
@@ -192,3 +214,25 @@ def check_cache(
         for h in report["missing"]:
             result.missing[h] = owners.get(h, [])
     return result
+
+
+UNREFERENCED = "(not referenced)"
+
+
+def _check_every(
+    ctx: Context, result: CacheCheck, owners: dict[str, list[str]], tops: set[str]
+) -> None:
+    """Every object under `files/` re-hashed once (Rust); the reachable file objects that are
+    not inside a directory checked for presence (a directory's files are checked by the
+    all-objects pass through its manifest)."""
+    report = ctx.cache.verify(None)
+    result.checked = report["checked"]
+    for h in report["corrupt"]:
+        result.corrupt[h] = owners.get(h, [UNREFERENCED])
+    for h in report["missing"]:
+        result.missing[h] = owners.get(h, [UNREFERENCED])
+    for h in sorted(tops):
+        if h not in result.missing and not ctx.cache.contains(
+            {"hash": h, "is_dir": False, "size": 0, "nfiles": 1}
+        ):
+            result.missing[h] = owners.get(h, [])

@@ -21,6 +21,15 @@ def _display(path: Path, root: Path) -> str:
         return str(path)
 
 
+def has_pipeline_file(project_root: Path, cwd: Path | None = None) -> bool:
+    """Whether `find_pipeline_file` would find (or find ambiguous) pipeline files."""
+    try:
+        find_pipeline_file(project_root, cwd)
+    except DiscoveryError as e:
+        return str(e).startswith("ambiguous")
+    return True
+
+
 def find_pipeline_file(project_root: Path, cwd: Path | None = None) -> Path:
     """`cwd` (if inside the project) then the root: pivot.yaml/pivot.yml or else pipeline.py.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pivot import _native
 from pivot.storage.links import DEFAULT_LINK_MODES, LinkMode, native_names
-from pivot.types import HashInfo, ManifestEntry, PartialRestore, VerifyReport
+from pivot.types import GcReport, HashInfo, ManifestEntry, PartialRestore, VerifyReport
 
 
 def insert_progress() -> tuple[int, int]:
@@ -93,6 +93,14 @@ class Cache:
         """Re-hash objects (the given ones, directories expanded, or all) and report problems."""
         wanted = None if hashes is None else list(hashes)
         return _native.cache_verify(str(self.cache_dir), wanted)
+
+    def gc(
+        self, roots: Iterable[tuple[str, bool]], *, grace_s: float, dry_run: bool = False
+    ) -> GcReport:
+        """Remove every object the (hash, is_dir) `roots` do not need and whose mtime and
+        ctime are older than `grace_s` seconds (docs/formats.md, "Garbage collection");
+        `dry_run`: report only. CacheCorruptError when a root's manifest is unreadable."""
+        return _native.cache_gc(str(self.cache_dir), list(roots), grace_s, dry_run)
 
     def manifest(self, dir_hash: str) -> list[ManifestEntry]:
         """The entries of a cached directory."""

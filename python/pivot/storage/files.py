@@ -20,6 +20,11 @@ def write_atomic(path: Path, data: bytes, kill_point: str | None = None) -> None
     _native.write_atomic(str(path), data, kill_point)
 
 
+def kill_point(name: str) -> None:
+    """SIGKILL this process when env `PIVOT_KILL_AT` equals `name` (crash tests only)."""
+    _native.kill_point(name)
+
+
 def clean_stale_temps(directory: Path) -> None:
     """Remove `.pvtmp-<pid>-*` / `.pvold-<pid>-*` left in `directory` by a process that is gone
     (a crash between a durable write's temp and its rename). Best effort, never raises."""

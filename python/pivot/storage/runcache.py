@@ -9,7 +9,8 @@ when every object it names is present in the cache.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,33 @@ def lookup(runs_dir: Path, key: str) -> dict[str, OutEntry] | None:
         logger.debug("ignoring unreadable run-cache entry %s", path)
         return None
     return _valid_entry(doc)
+
+
+def entries(runs_dir: Path) -> Iterator[tuple[str, Path, float]]:
+    """(key, path, mtime) of every entry (temps and stray names skipped)."""
+    try:
+        shards = [e for e in os.scandir(runs_dir) if len(e.name) == 2 and e.is_dir()]
+    except FileNotFoundError:
+        return
+    for shard in sorted(shards, key=lambda e: e.name):
+        for e in sorted(os.scandir(shard.path), key=lambda e: e.name):
+            key = shard.name + e.name
+            if len(key) != 64 or not set(key) <= _HEX:
+                continue
+            try:
+                mtime = e.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            yield key, Path(e.path), mtime
+
+
+def remove(path: Path) -> None:
+    """Remove one entry (`pivot gc`); kill point `gc_run` after it. Gone already: fine."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    _native.kill_point("gc_run")
 
 
 def write(runs_dir: Path, key: str, stage: str, outs: Mapping[str, OutEntry]) -> None:
