@@ -25,12 +25,13 @@ DEFAULT_CONFIG_TEXT = """\
 # core:
 #   jobs: null                              # parallel stages; null = CPU count
 #   gitignore: true                         # list cached outputs in .gitignore files
+#   executor: local                         # or dask://HOST:PORT (docs/cluster.md)
 """
 
 # section -> allowed keys; anything else is a typo worth reporting.
 _KNOWN: dict[str, frozenset[str]] = {
     "cache": frozenset({"dir", "link_modes"}),
-    "core": frozenset({"jobs", "gitignore", "remote"}),
+    "core": frozenset({"jobs", "gitignore", "remote", "executor"}),
 }
 # Sections keyed by names the user chooses: `remote.<name>.<key>` (docs/remote.md
 # "Configuration"). Checked by `validate_file_data` (so `pivot config set` and `pivot remote`
@@ -53,6 +54,7 @@ class Config:
     jobs: int | None = None
     gitignore: bool = True
     remote: str | None = None  # core.remote: the default remote's name
+    executor: str | None = None  # core.executor: "local" (None) or dask://HOST:PORT
 
 
 def resolve_jobs(requested: int | None, config: Config) -> int:
@@ -158,6 +160,22 @@ def remote_default(path: Path, value: Any) -> str | None:
     return value
 
 
+EXECUTOR = re.compile(r"^(local|dask(\+tls)?://[^\s/]+)$")
+
+
+def executor_value(where: str, value: Any) -> str | None:
+    """`local` or `dask://HOST:PORT` / `dask+tls://HOST:PORT` (docs/cluster.md)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not EXECUTOR.match(value):
+        raise ConfigError(f"{where} must be 'local' or dask://HOST:PORT, got {value!r}")
+    return None if value == "local" else value
+
+
+def _executor(path: Path, value: Any) -> str | None:
+    return executor_value(f"{path}: 'core.executor'", value)
+
+
 def _validators() -> dict[tuple[str, str], Callable[[Path, Any], Any]]:
     return {
         ("cache", "dir"): _cache_dir,
@@ -165,6 +183,7 @@ def _validators() -> dict[tuple[str, str], Callable[[Path, Any], Any]]:
         ("core", "jobs"): _jobs,
         ("core", "gitignore"): _bool("core.gitignore"),
         ("core", "remote"): remote_default,
+        ("core", "executor"): _executor,
     }
 
 
@@ -251,4 +270,5 @@ def load_config(pivot_dir: Path) -> Config:
         jobs=_jobs(*get("core", "jobs")),
         gitignore=_bool("core.gitignore")(*get("core", "gitignore")),
         remote=remote_default(*get("core", "remote")),
+        executor=_executor(*get("core", "executor")),
     )

@@ -20,6 +20,11 @@ def write_atomic(path: Path, data: bytes, kill_point: str | None = None) -> None
     _native.write_atomic(str(path), data, kill_point)
 
 
+def hash_bytes(data: bytes) -> str:
+    """blake3 (hex) of `data`: the cache's object name for these bytes."""
+    return _native.blake3_bytes(data)
+
+
 def clean_stale_temps(directory: Path) -> None:
     """Remove `.pvtmp-<pid>-*` / `.pvold-<pid>-*` left in `directory` by a process that is gone
     (a crash between a durable write's temp and its rename). Best effort, never raises."""

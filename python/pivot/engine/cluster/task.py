@@ -1,0 +1,265 @@
+"""The Dask task that runs one stage on a worker sharing no filesystem with the coordinator.
+
+Steps (each attempt starts from nothing, so Dask may retry it on another worker after a crash):
+  1. a fresh scratch project under the worker's own local directory gets the code snapshot;
+  2. the stage's inputs are fetched from the remote into the worker's cache (one cache per
+     worker, content-addressed, so shared by its tasks and attempts) and restored into it;
+  3. a child process runs the stage with the local runner's worker code (`engine.worker`),
+     after checking that the snapshot gives the stage the coordinator's fingerprint and params;
+  4. the outputs go into the worker's cache and are pushed to the remote, then the run-cache
+     entry (unless --no-commit); the task returns the output entries, which the coordinator
+     verifies against the remote before it writes anything (`executor.py`).
+Remote writes are create-only and content-addressed (docs/remote.md), so an attempt killed
+half-way leaves nothing a retry could trip over.
+
+Test hooks (environment of the Dask worker process, documented in docs/cluster.md):
+  PIVOT_DASK_FORBID=DIR   the task and its stage process refuse (PermissionError, through an
+                          audit hook) to open, list, create or chdir into anything under DIR:
+                          tests point it at the coordinator's project to prove nothing is read
+                          from there.
+  PIVOT_DASK_LIE=STAGE    the task reports a wrong hash for STAGE's first output (a lying or
+                          broken worker), which the coordinator must refuse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pivot.exceptions import PivotError
+from pivot.types import HashInfo, OutEntry
+
+FORBID_ENV = "PIVOT_DASK_FORBID"
+LIE_ENV = "PIVOT_DASK_LIE"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a worker needs about one stage; plain data, no coordinator paths."""
+
+    stage: str  # the stage's name in the coordinator's graph (for messages and run entries)
+    own_name: str  # its name in its own pipeline file (differs with --all)
+    pipeline_dir: str  # project-relative directory the pipeline is loaded from ("" = root)
+    remote: Any  # storage.remote_config.RemoteSettings, without secrets
+    deps: tuple[tuple[str, HashInfo], ...]  # project-relative path -> object to restore there
+    outs: tuple[tuple[str, bool], ...]  # output key -> cached
+    incremental: tuple[tuple[str, HashInfo | None], ...] = ()  # IncrementalOut -> previous
+    code: dict[str, str] = field(default_factory=dict)  # the coordinator's fingerprint
+    params: dict[str, Any] = field(default_factory=dict)
+    run_key: str = ""
+    push_run_entry: bool = True  # False: --no-commit, or a stage with an IncrementalOut
+    allow_uncached_incremental: bool = False
+
+
+@dataclass
+class TaskResult:
+    ok: bool
+    error: str = ""
+    output: str = ""
+    outs: dict[str, OutEntry] = field(default_factory=dict)
+    worker: str = ""  # the Dask worker's address
+    duration_ms: float = 0.0
+
+
+_guarded = False
+
+
+def install_guard() -> None:
+    """PIVOT_DASK_FORBID (tests): refuse file access under that directory in this process."""
+    global _guarded
+    forbid = os.environ.get(FORBID_ENV)
+    if not forbid or _guarded:
+        return
+    prefix = os.path.realpath(forbid)
+    events = {
+        "open",
+        "os.listdir",
+        "os.scandir",
+        "os.chdir",
+        "os.mkdir",
+        "os.remove",
+        "os.rename",
+        "os.link",
+        "os.symlink",
+        "shutil.copyfile",
+        "shutil.copytree",
+    }
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event not in events:
+            return
+        for a in args:
+            if isinstance(a, (str, bytes, os.PathLike)):
+                p = os.fsdecode(a)
+                if not p:
+                    continue
+                full = os.path.realpath(p)
+                if full == prefix or full.startswith(prefix + os.sep):
+                    raise PermissionError(f"{FORBID_ENV}: {event} of {p} refused on a worker")
+
+    sys.addaudithook(hook)
+    _guarded = True
+
+
+def _base_dir() -> Path:
+    """This worker's own directory for pivot (the Dask worker's local directory)."""
+    try:
+        from distributed import get_worker
+
+        base = Path(get_worker().local_directory) / "pivot"
+    except (ImportError, ValueError):
+        base = Path(tempfile.gettempdir()) / f"pivot-dask-{os.getpid()}"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return ""
+
+
+def _worker_project(base: Path) -> Any:
+    """The worker's own project: its cache, run cache and remote index copies live here."""
+    from pivot.config import Config
+    from pivot.project import PIVOT_DIR, Project
+
+    root = base / "project"
+    (root / PIVOT_DIR / "state").mkdir(parents=True, exist_ok=True)
+    return Project(root=root, config=Config(), cache_dir=root / PIVOT_DIR / "cache")
+
+
+def run_task(spec: TaskSpec, code: Any) -> TaskResult:
+    """Run one stage (see module docstring). A stage failure is a result with `ok=False`;
+    infrastructure errors (remote unreachable, the stage process killed) raise, so that Dask
+    retries the task."""
+    from pivot.storage import files
+
+    started = time.perf_counter()
+    install_guard()
+    base = _base_dir()
+    wproj = _worker_project(base)
+    (base / "tasks").mkdir(exist_ok=True)
+    task_dir = Path(tempfile.mkdtemp(prefix="t-", dir=base / "tasks"))
+    try:
+        result = _run_in(spec, code, wproj, task_dir)
+    finally:
+        files.remove_tree(str(task_dir))
+    result.worker = _worker_address()
+    result.duration_ms = (time.perf_counter() - started) * 1000.0
+    return result
+
+
+def _fetch_inputs(spec: TaskSpec, remote: Any, cache: Any, root: Path) -> str | None:
+    items = [(info["hash"], info["is_dir"]) for _p, info in spec.deps]
+    items += [(info["hash"], info["is_dir"]) for _p, info in spec.incremental if info is not None]
+    if items:
+        rep = remote.fetch(items)
+        bad = [*(p.hash for p in rep.missing), *(p.hash for p in rep.corrupt)]
+        if bad:
+            names = {info["hash"]: p for p, info in spec.deps}
+            where = ", ".join(f"{names.get(h, h)} ({h[:12]})" for h in bad)
+            return f"remote {remote.name}: input(s) missing or corrupt: {where}"
+    # Parents before what lies inside them (a directory dep and a file dep within it).
+    for path, info in sorted(spec.deps, key=lambda d: d[0]):
+        dest = root / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        cache.restore(info, dest)
+    return None
+
+
+def _run_in(spec: TaskSpec, code: Any, wproj: Any, root: Path) -> TaskResult:
+    from pivot.engine import plan
+    from pivot.project import PIVOT_DIR
+    from pivot.storage import runcache
+    from pivot.storage.cache import Cache
+    from pivot.storage.remote import Remote
+
+    code.write_to(root)
+    (root / PIVOT_DIR / "tmp").mkdir(parents=True, exist_ok=True)
+    (root / spec.pipeline_dir).mkdir(parents=True, exist_ok=True)
+    remote = Remote(spec.remote, wproj)
+    cache = Cache(wproj.cache_dir, None)
+    problem = _fetch_inputs(spec, remote, cache, root)
+    if problem is not None:
+        return TaskResult(ok=False, error=f"PivotError: {problem}")
+
+    outcome = _run_stage_process(spec, root, wproj.cache_dir)
+    if not outcome["ok"]:
+        return TaskResult(ok=False, error=outcome["error"], output=outcome["output"])
+
+    outs: dict[str, OutEntry] = {}
+    for key, cached in spec.outs:
+        path = root / key
+        if not os.path.lexists(path):
+            return TaskResult(
+                ok=False,
+                error=f"OutputMissingError: stage '{spec.stage}' did not produce output {key}",
+                output=outcome["output"],
+            )
+        # Uncached outputs (metrics) travel through the remote too: it is the only channel.
+        outs[key] = plan.out_entry(cache.insert(path), cached)
+    rep = remote.push([(e["hash"], e["is_dir"]) for e in outs.values()])
+    if rep.missing or rep.incomplete:
+        raise PivotError(
+            f"stage '{spec.stage}': could not publish outputs to remote {remote.name} "
+            f"({', '.join([*rep.missing, *rep.incomplete])})"
+        )
+    if spec.push_run_entry:
+        runcache.write(wproj.runs_dir, spec.run_key, spec.stage, outs)
+        remote.push_run_entries([spec.run_key])
+    if os.environ.get(LIE_ENV) == spec.stage and outs:
+        key = next(iter(outs))
+        real = outs[key]["hash"]
+        outs[key] = {**outs[key], "hash": real[:-1] + ("0" if real[-1] != "0" else "1")}
+    return TaskResult(ok=True, output=outcome["output"], outs=outs)
+
+
+def _run_stage_process(spec: TaskSpec, root: Path, cache_dir: Path) -> dict[str, Any]:
+    """Run the stage in a child process (its own cwd, fd capture and imports of this
+    snapshot's modules); it dies with this worker (engine.worker.init_worker)."""
+    job = {
+        "root": str(root),
+        "cwd": str(root / spec.pipeline_dir),
+        "stage": spec.own_name,
+        "display": spec.stage,
+        "code": spec.code,
+        "params": spec.params,
+        "cache_dir": str(cache_dir),
+        "incremental": [[str(root / p), info] for p, info in spec.incremental],
+        "allow_uncached_incremental": spec.allow_uncached_incremental,
+    }
+    job_path = root / PIVOT_TMP / "dask-job.json"
+    result_path = root / PIVOT_TMP / "dask-result.json"
+    job_path.write_text(json.dumps(job))
+    env = dict(os.environ)
+    env.setdefault("PIVOT_THREADS", "1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pivot.engine.cluster.stage_main", str(job_path), str(result_path)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    try:
+        result: dict[str, Any] = json.loads(result_path.read_text())
+    except (OSError, ValueError):
+        # Killed (or crashed before reporting): an infrastructure failure, retried by Dask.
+        raise RuntimeError(
+            f"stage '{spec.stage}': its process exited with {proc.returncode} without a "
+            f"result: {(proc.stderr or '').strip()[-2000:]}"
+        ) from None
+    return result
+
+
+PIVOT_TMP = ".pivot/tmp"
