@@ -33,35 +33,35 @@ PIVOT = str(Path(sys.executable).parent / "pivot")
 
 
 def wide_pipeline(n: int) -> str:
-    head = textwrap.dedent(
-        """\
-        from typing import Annotated
+    """N independent stages, each with its own input file (as `wide` in run_dvc_compare)."""
+    parts = [
+        "from typing import Annotated\n",
+        "from pivot import loaders, outputs",
+        "from pivot.pipeline import Pipeline\n\n",
+    ]
+    for i in range(n):
+        parts.append(
+            textwrap.dedent(
+                f"""\
+                def s{i:04d}(
+                    text: Annotated[str, outputs.Dep("data/in{i:04d}.txt", loaders.Text())],
+                ) -> Annotated[str, outputs.Out("out/out{i:04d}.txt", loaders.Text())]:
+                    return text.upper()
 
-        from pivot import loaders, outputs
-        from pivot.pipeline import Pipeline
-
-        pipeline = Pipeline("wide")
-
-
-        def _make(i: int):
-            def stage(
-                src: Annotated[str, outputs.Dep("input.txt", loaders.Text())],
-            ) -> Annotated[str, outputs.Out(f"out/s{i:04d}.txt", loaders.Text())]:
-                return f"{i}:{src}"
-
-            return stage
-
-
-        """
-    )
-    body = "".join(f"pipeline.register(_make({i}), name='s{i:04d}')\n" for i in range(n))
-    return head + body
+                """
+            )
+        )
+    parts.append('pipeline = Pipeline("wide")')
+    parts.extend(f"pipeline.register(s{i:04d})" for i in range(n))
+    return "\n".join(parts) + "\n"
 
 
 def make_project(root: Path, env: dict[str, str]) -> None:
     root.mkdir(parents=True)
     (root / "pipeline.py").write_text(wide_pipeline(N_STAGES))
-    (root / "input.txt").write_text("hello\n")
+    (root / "data").mkdir()
+    for i in range(N_STAGES):
+        (root / "data" / f"in{i:04d}.txt").write_text(f"input {i}\n")
     subprocess.run([PIVOT, "init"], cwd=root, env=env, check=True, capture_output=True)
 
 
@@ -80,6 +80,7 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="pivot-bench-dask-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull)
+    (base / "s3").mkdir()
     weed, endpoint, _metrics = start_seaweed(base / "s3")
     try:
         with bench_lock():

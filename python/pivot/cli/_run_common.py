@@ -286,7 +286,7 @@ def with_executor(run_args: RunArgs, project: Project) -> RunArgs:
     from pivot.storage.remote import open_remote
 
     try:
-        remote = open_remote(project, run_args.remote, run_args.options.jobs)
+        remote = open_remote(project, run_args.remote)  # -j is the number of stages here
     except RemoteNotFoundError as e:
         raise click.UsageError(
             f"--executor {url} needs a remote, the only storage the cluster shares with this "

@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,7 +99,9 @@ class DaskExecutor:
 
         def prepare() -> None:
             try:
+                t0 = time.perf_counter()
                 spec = self._spec(ctx, name, d, no_commit, allow_uncached_incremental)
+                logger.debug("%s: inputs published in %.0f ms", name, _ms(t0))
                 fut = self.client().submit(
                     run_task,
                     spec,
@@ -120,7 +123,15 @@ class DaskExecutor:
     def _done(self, name: str, fut: Any, out: Future[TaskResult]) -> None:
         self._futures.pop(name, None)
         try:
-            out.set_result(fut.result())
+            result: TaskResult = fut.result()
+            logger.debug(
+                "%s: task done on %s in %.0f ms %s",
+                name,
+                result.worker,
+                result.duration_ms,
+                result.phases,
+            )
+            out.set_result(result)
         except BaseException as e:
             out.set_exception(e)
 
@@ -233,6 +244,7 @@ class DaskExecutor:
         from pivot.storage import files
         from pivot.storage.cache import Cache
 
+        t0 = time.perf_counter()
         stage = ctx.pipeline.stages[name]
         declared = {plan.out_key(o.path): o.cache for o in stage.outs}
         if set(result.outs) != set(declared):
@@ -272,6 +284,7 @@ class DaskExecutor:
                 files.remove_tree(str(scratch))
         if not no_commit:
             record.write_records(ctx, name, state, verified)
+        logger.debug("%s: outputs verified and recorded in %.0f ms", name, _ms(t0))
 
     def _restore(
         self, ctx: Context, cache: Any, name: str, key: str, claimed: OutEntry, cached: bool
@@ -319,6 +332,10 @@ class DaskExecutor:
             except Exception:
                 logger.debug("closing the dask client failed", exc_info=True)
             self._client = None
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
 
 
 def _identity(x: Any) -> Any:

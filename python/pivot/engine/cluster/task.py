@@ -66,6 +66,7 @@ class TaskResult:
     outs: dict[str, OutEntry] = field(default_factory=dict)
     worker: str = ""  # the Dask worker's address
     duration_ms: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # step -> ms (for `pivot -vv`)
 
 
 _guarded = False
@@ -179,6 +180,21 @@ def _fetch_inputs(spec: TaskSpec, remote: Any, cache: Any, root: Path) -> str | 
 
 
 def _run_in(spec: TaskSpec, code: Any, wproj: Any, root: Path) -> TaskResult:
+    phases: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        now = time.perf_counter()
+        phases[name] = round((now - t0) * 1000.0, 1)
+        t0 = now
+
+    result = _steps(spec, code, wproj, root, lap)
+    result.phases = phases
+    return result
+
+
+def _steps(spec: TaskSpec, code: Any, wproj: Any, root: Path, lap: Any) -> TaskResult:
     from pivot.engine import plan
     from pivot.project import PIVOT_DIR
     from pivot.storage import runcache
@@ -190,11 +206,14 @@ def _run_in(spec: TaskSpec, code: Any, wproj: Any, root: Path) -> TaskResult:
     (root / spec.pipeline_dir).mkdir(parents=True, exist_ok=True)
     remote = Remote(spec.remote, wproj)
     cache = Cache(wproj.cache_dir, None)
+    lap("snapshot")
     problem = _fetch_inputs(spec, remote, cache, root)
+    lap("inputs")
     if problem is not None:
         return TaskResult(ok=False, error=f"PivotError: {problem}")
 
     outcome = _run_stage_process(spec, root, wproj.cache_dir)
+    lap("stage process")
     if not outcome["ok"]:
         return TaskResult(ok=False, error=outcome["error"], output=outcome["output"])
 
@@ -209,6 +228,7 @@ def _run_in(spec: TaskSpec, code: Any, wproj: Any, root: Path) -> TaskResult:
             )
         # Uncached outputs (metrics) travel through the remote too: it is the only channel.
         outs[key] = plan.out_entry(cache.insert(path), cached)
+    lap("insert outputs")
     rep = remote.push([(e["hash"], e["is_dir"]) for e in outs.values()])
     if rep.missing or rep.incomplete:
         raise PivotError(
@@ -218,6 +238,7 @@ def _run_in(spec: TaskSpec, code: Any, wproj: Any, root: Path) -> TaskResult:
     if spec.push_run_entry:
         runcache.write(wproj.runs_dir, spec.run_key, spec.stage, outs)
         remote.push_run_entries([spec.run_key])
+    lap("push")
     if os.environ.get(LIE_ENV) == spec.stage and outs:
         key = next(iter(outs))
         real = outs[key]["hash"]
