@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import signal
 import subprocess
 import time
@@ -225,7 +224,7 @@ def test_a_wrong_output_hash_is_refused(cluster: Cluster, s3_server: S3Server) -
     res = run(root, "repro", "--executor", cluster.url, "after_liar")
     assert res.returncode == 1, res.stderr
     assert "liar" in res.stderr and "refused" in res.stderr, res.stderr
-    assert "blocked by liar" in res.stderr or "after_liar" in res.stderr
+    assert "after_liar blocked (by liar)" in res.stderr, res.stderr
     locks = _locks(root)
     assert "top.lock" in locks
     assert "liar.lock" not in locks and "after_liar.lock" not in locks
@@ -248,4 +247,10 @@ def test_dask_needs_a_remote(tmp_path: pathlib.Path) -> None:
     assert "needs a remote" in res.stderr, res.stderr
     bad = run(root, "repro", "--executor", "spark://x", "top")
     assert bad.returncode == 2 and "--executor" in bad.stderr
-    shutil.rmtree(root / ".pivot" / "stages", ignore_errors=True)
+    # The config key picks the executor too; --executor local overrides it.
+    assert "core.executor" in run(root, "config", "set", "core.executor", "spark://x").stderr
+    ok(run(root, "config", "set", "core.executor", "dask://127.0.0.1:1"))
+    res = run(root, "repro", "top")
+    assert res.returncode == 2 and "needs a remote" in res.stderr, res.stderr
+    ok(run(root, "repro", "--executor", "local", "top"))
+    assert (root / "a.txt").read_text() == "HELLO\n"
