@@ -252,5 +252,7 @@ def test_dask_needs_a_remote(tmp_path: pathlib.Path) -> None:
     ok(run(root, "config", "set", "core.executor", "dask://127.0.0.1:1"))
     res = run(root, "repro", "top")
     assert res.returncode == 2 and "needs a remote" in res.stderr, res.stderr
+    watch = run(root, "repro", "--watch", "top")
+    assert watch.returncode == 2 and "--executor local" in watch.stderr, watch.stderr
     ok(run(root, "repro", "--executor", "local", "top"))
     assert (root / "a.txt").read_text() == "HELLO\n"
