@@ -185,7 +185,8 @@ def test_diamond_runs_on_the_cluster_like_a_local_run(
     ok(run(nc_root, "repro", "--executor", cluster.url, "--no-commit", "top", "left"))
     assert (nc_root / "b.txt").read_text() == "HELLO\nleft\n"
     assert _locks(nc_root) == {}
-    assert not list((nc_root / ".pivot" / "cache" / "runs").rglob("*"))
+    assert not list((nc_root / ".pivot" / "cache").rglob("*"))
+    assert not list((nc_root / ".pivot" / "tmp").glob(".pvtmp-*"))
 
 
 def test_a_killed_worker_is_retried(cluster: Cluster, s3_server: S3Server) -> None:

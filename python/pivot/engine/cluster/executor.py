@@ -65,6 +65,7 @@ class DaskExecutor:
         self._remote_lock = threading.Lock()
         self._prep: ThreadPoolExecutor | None = None
         self._futures: dict[str, Any] = {}  # stage -> its Dask future
+        self._inputs: Path | None = None  # --no-commit: the throwaway cache of plain inputs
 
     # --- connection ------------------------------------------------------------------------
     def client(self) -> Any:
@@ -159,7 +160,7 @@ class DaskExecutor:
         state = d.state
         assert state is not None
         stage = ctx.pipeline.stages[name]
-        deps = self._publish_inputs(ctx, name, state.deps)
+        deps = self._publish_inputs(ctx, name, state.deps, no_commit)
         incremental: list[tuple[str, HashInfo | None]] = []
         for o in stage.outs:
             if o.kind != "incremental":
@@ -167,8 +168,10 @@ class DaskExecutor:
             key = plan.out_key(o.path)
             entry = d.lock["outs"].get(key) if d.lock is not None else None
             previous = plan.entry_info(entry) if entry is not None and entry["cache"] else None
-            if previous is not None and not self._publish(ctx, [previous]):
-                previous = None
+            if previous is not None and not ctx.cache.contains(previous):
+                previous = None  # as locally: the stage starts from an empty output
+            if previous is not None:
+                self._publish([previous], ctx.cache.cache_dir)
             incremental.append((key, previous))
         origin_dir, own_name = ctx.pipeline.origins.get(name, (ctx.cwd, name))
         rel_dir = Path(os.path.relpath(origin_dir, ctx.root)).as_posix()
@@ -194,22 +197,40 @@ class DaskExecutor:
         )
 
     def _publish_inputs(
-        self, ctx: Context, name: str, deps: dict[str, str]
+        self, ctx: Context, name: str, deps: dict[str, str], no_commit: bool
     ) -> list[tuple[str, HashInfo]]:
-        """Each dependency's object, put on the remote (see module docstring, step 1)."""
+        """Each dependency's object, put on the remote (see module docstring, step 1). With
+        --no-commit a plain-file dependency goes through a throwaway cache, not the project's."""
         from pivot.storage.cache import Cache
 
         found: list[tuple[str, HashInfo]] = []
-        copier = Cache(ctx.cache.cache_dir, ctx.cache.state_dir, [LinkMode.COPY])
+        cached: list[HashInfo] = []
+        copied: list[HashInfo] = []
+        if no_commit:
+            copier = Cache(self._inputs_dir(ctx), None, [LinkMode.COPY])
+        else:
+            copier = Cache(ctx.cache.cache_dir, ctx.cache.state_dir, [LinkMode.COPY])
         for path, expected in sorted(deps.items()):
             info = ctx.cache.hash(ctx.abspath(path))
             if info["hash"] != expected:
                 raise PivotError(f"stage '{name}': dependency {path} changed while planning")
-            if not ctx.cache.contains(info):
-                copier.insert(ctx.abspath(path))  # copy mode: the workspace file is untouched
+            if ctx.cache.contains(info):
+                cached.append(info)
+            else:
+                with self._remote_lock:  # one insert at a time into the throwaway cache
+                    copier.insert(ctx.abspath(path))  # copy mode: the workspace is untouched
+                (copied if no_commit else cached).append(info)
             found.append((path, info))
-        self._publish(ctx, [info for _p, info in found], strict=True)
+        self._publish(cached, ctx.cache.cache_dir)
+        if copied:
+            self._publish(copied, copier.cache_dir)
         return found
+
+    def _inputs_dir(self, ctx: Context) -> Path:
+        if self._inputs is None:
+            ctx.project.tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._inputs = ctx.project.tmp_dir / f".pvtmp-{os.getpid()}-dask-inputs"
+        return self._inputs
 
     def _fresh_remote(self) -> Remote:
         """The remote, with its index set read now: a `Remote` reads it once, and the workers
@@ -218,16 +239,15 @@ class DaskExecutor:
 
         return Remote(self.remote.settings, self.remote.project)
 
-    def _publish(self, ctx: Context, infos: list[HashInfo], strict: bool = False) -> bool:
+    def _publish(self, infos: list[HashInfo], cache_dir: Path) -> None:
         with self._remote_lock:
-            rep = self._fresh_remote().push([(i["hash"], i["is_dir"]) for i in infos])
+            rep = self._fresh_remote().push([(i["hash"], i["is_dir"]) for i in infos], cache_dir)
         bad = [*rep.missing, *rep.incomplete]
-        if bad and strict:
+        if bad:
             raise PivotError(
                 f"cannot publish inputs to remote {self.remote.name}: "
                 f"{', '.join(h[:12] for h in bad)} not in the local cache"
             )
-        return not bad
 
     # --- completion ------------------------------------------------------------------------
     def record(
@@ -325,6 +345,11 @@ class DaskExecutor:
         if self._prep is not None:
             self._prep.shutdown(wait=True)
             self._prep = None
+        if self._inputs is not None:
+            from pivot.storage import files
+
+            files.remove_tree(str(self._inputs))
+            self._inputs = None
         self._code = None
         if self._client is not None:
             try:
