@@ -99,7 +99,7 @@ def main() -> int:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # loopback, a free port (None still binds 8787)
                 local_directory=str(base / "workers"),
                 env=worker_env,
             ) as cluster:

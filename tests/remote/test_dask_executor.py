@@ -133,7 +133,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> It
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # loopback, a free port (None still binds 8787)
         local_directory=str(workers),
         env=env,
     ) as lc:
