@@ -73,7 +73,7 @@ def slow(
     # The kill test: the first attempt reports its Dask worker's pid and waits to be killed.
     kill_dir = pathlib.Path(os.environ["PIVOT_TEST_KILL_DIR"])
     if not (kill_dir / "go").exists():
-        (kill_dir / "pid.tmp").write_text(str(os.getppid()))
+        (kill_dir / "pid.tmp").write_text(os.environ["PIVOT_DASK_WORKER_PID"])
         (kill_dir / "pid.tmp").rename(kill_dir / "pid")
         time.sleep(120)
     return "slow " + a

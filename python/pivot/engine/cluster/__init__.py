@@ -2,7 +2,7 @@
 
 `executor.DaskExecutor` (coordinator side) is what the runner submits stages to instead of its
 process pool; `task.run_task` is the Dask task that runs one stage on a worker;
-`stage_main` is the process that task starts to run the stage with the local worker code;
+`stage` holds the processes in which a worker runs stages with the local worker code;
 `snapshot` carries the project's code to the workers (docs/cluster.md, docs/architecture.md
 "The Dask executor").
 """

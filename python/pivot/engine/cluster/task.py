@@ -4,8 +4,10 @@ Steps (each attempt starts from nothing, so Dask may retry it on another worker 
   1. a fresh scratch project under the worker's own local directory gets the code snapshot;
   2. the stage's inputs are fetched from the remote into the worker's cache (one cache per
      worker, content-addressed, so shared by its tasks and attempts) and restored into it;
-  3. a child process runs the stage with the local runner's worker code (`engine.worker`),
-     after checking that the snapshot gives the stage the coordinator's fingerprint and params;
+  3. one of the worker's stage processes (`stage.py`: a pool per code snapshot, the pipeline
+     loaded once per process) runs the stage with the local runner's worker code
+     (`engine.worker`), after checking that the snapshot gives the stage the coordinator's
+     fingerprint and params;
   4. the outputs go into the worker's cache and are pushed to the remote, then the run-cache
      entry (unless --no-commit); the task returns the output entries, which the coordinator
      verifies against the remote before it writes anything (`executor.py`).
@@ -28,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +215,7 @@ def _steps(spec: TaskSpec, code: Any, wproj: Any, root: Path, lap: Any) -> TaskR
     if problem is not None:
         return TaskResult(ok=False, error=f"PivotError: {problem}")
 
-    outcome = _run_stage_process(spec, root, wproj.cache_dir)
+    outcome = _run_stage_process(spec, code, wproj.root.parent, root, wproj.cache_dir)
     lap("stage process")
     if not outcome["ok"]:
         return TaskResult(ok=False, error=outcome["error"], output=outcome["output"])
@@ -246,12 +249,94 @@ def _steps(spec: TaskSpec, code: Any, wproj: Any, root: Path, lap: Any) -> TaskR
     return TaskResult(ok=True, output=outcome["output"], outs=outs)
 
 
-def _run_stage_process(spec: TaskSpec, root: Path, cache_dir: Path) -> dict[str, Any]:
-    """Run the stage in a child process (its own cwd, fd capture and imports of this
-    snapshot's modules); it dies with this worker (engine.worker.init_worker)."""
+def _code_root(base: Path, code: Any) -> Path:
+    """The snapshot's own directory on this worker (written once, renamed into place), from
+    which the stage processes load the pipeline."""
+    from pivot.project import PIVOT_DIR
+    from pivot.storage import files
+
+    root: Path = base / "code" / str(code.id)
+    if not root.is_dir():
+        (base / "code").mkdir(exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base / "code"))
+        code.write_to(tmp)
+        (tmp / PIVOT_DIR).mkdir()
+        try:
+            os.rename(tmp, root)
+        except OSError:  # another task of this worker was first
+            files.remove_tree(str(tmp))
+    return root
+
+
+DONE = "PIVOT-STAGE-DONE"
+
+
+class _StageProcess:
+    """A `python -m pivot.engine.cluster.stage` child: jobs as JSON lines on its stdin; after
+    each, the result in the job's file and a `DONE <id>` line on its stdout."""
+
+    def __init__(self, snapshot: str) -> None:
+        self.snapshot = snapshot
+        env = dict(os.environ)
+        env.setdefault("PIVOT_THREADS", "1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pivot.engine.cluster.stage", str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        """The job's result; None when the process died."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        token = f"{DONE} {job['id']}"
+        try:
+            self.proc.stdin.write(json.dumps(job) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            return None
+        for line in self.proc.stdout:  # anything else is stray output of the stage's code
+            if line.strip() == token:
+                result: dict[str, Any] = json.loads(Path(job["result"]).read_text())
+                return result
+        return None
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+_idle: list[_StageProcess] = []  # this worker's stage processes waiting for a job
+_idle_lock = threading.Lock()
+
+
+def _take(snapshot: str) -> _StageProcess:
+    with _idle_lock:
+        for p in [p for p in _idle if p.snapshot != snapshot or p.proc.poll() is not None]:
+            _idle.remove(p)  # another snapshot's code (a newer run), or dead
+            p.stop()
+        if _idle:
+            return _idle.pop()
+    return _StageProcess(snapshot)
+
+
+def _give_back(p: _StageProcess) -> None:
+    with _idle_lock:
+        _idle.append(p)
+
+
+def _run_stage_process(
+    spec: TaskSpec, code: Any, base: Path, root: Path, cache_dir: Path
+) -> dict[str, Any]:
+    """Run the stage in one of this worker's stage processes (`stage.py`)."""
+    code_root = _code_root(base, code)
     job = {
+        "id": os.urandom(8).hex(),
+        "result": str(root / ".pivot" / "tmp" / "stage-result.json"),
         "root": str(root),
-        "cwd": str(root / spec.pipeline_dir),
+        "load_root": str(code_root),
+        "cwd": str(code_root / spec.pipeline_dir),
         "stage": spec.own_name,
         "display": spec.stage,
         "code": spec.code,
@@ -260,27 +345,12 @@ def _run_stage_process(spec: TaskSpec, root: Path, cache_dir: Path) -> dict[str,
         "incremental": [[str(root / p), info] for p, info in spec.incremental],
         "allow_uncached_incremental": spec.allow_uncached_incremental,
     }
-    job_path = root / PIVOT_TMP / "dask-job.json"
-    result_path = root / PIVOT_TMP / "dask-result.json"
-    job_path.write_text(json.dumps(job))
-    env = dict(os.environ)
-    env.setdefault("PIVOT_THREADS", "1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pivot.engine.cluster.stage_main", str(job_path), str(result_path)],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    try:
-        result: dict[str, Any] = json.loads(result_path.read_text())
-    except (OSError, ValueError):
-        # Killed (or crashed before reporting): an infrastructure failure, retried by Dask.
-        raise RuntimeError(
-            f"stage '{spec.stage}': its process exited with {proc.returncode} without a "
-            f"result: {(proc.stderr or '').strip()[-2000:]}"
-        ) from None
+    proc = _take(code.id)
+    result = proc.run(job)
+    if result is None:
+        # The stage process died (killed, out of memory): an infrastructure failure that Dask
+        # retries, with a new process.
+        proc.stop()
+        raise RuntimeError(f"stage '{spec.stage}': its process exited ({proc.proc.returncode})")
+    _give_back(proc)
     return result
-
-
-PIVOT_TMP = ".pivot/tmp"
