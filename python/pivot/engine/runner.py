@@ -179,8 +179,11 @@ class _Scheduler:
         self.to_run = sum(1 for d in decisions.values() if d.will_run and not d.restore)
         self.remote = opts.executor
         if self.remote is not None:
-            # The cluster's parallelism (connecting only when something may have to run).
-            self.jobs = opts.jobs or (self.remote.slots() if self.to_run else 1)
+            # The cluster's parallelism (connecting only when something may have to run;
+            # restores and run-cache hits stay local).
+            self.jobs = opts.jobs or (
+                self.remote.slots() if self.to_run else resolve_jobs(None, ctx.config)
+            )
         else:
             self.jobs = resolve_jobs(opts.jobs, ctx.config)
         self.executor: ProcessPoolExecutor | None = None
