@@ -25,12 +25,13 @@ DEFAULT_CONFIG_TEXT = """\
 # core:
 #   jobs: null                              # parallel stages; null = CPU count
 #   gitignore: true                         # list cached outputs in .gitignore files
+#   executor: local                         # or dask://HOST:PORT (docs/cluster.md)
 """
 
 # section -> allowed keys; anything else is a typo worth reporting.
 _KNOWN: dict[str, frozenset[str]] = {
     "cache": frozenset({"dir", "link_modes"}),
-    "core": frozenset({"jobs", "gitignore", "remote"}),
+    "core": frozenset({"jobs", "gitignore", "remote", "executor"}),
     "gc": frozenset({"run_cache_days", "grace_minutes"}),
 }
 # Sections keyed by names the user chooses: `remote.<name>.<key>` (docs/remote.md
@@ -56,6 +57,7 @@ class Config:
     remote: str | None = None  # core.remote: the default remote's name
     gc_run_cache_days: float = 30.0  # gc.run_cache_days: run-cache entries kept by `pivot gc`
     gc_grace_minutes: float = 60.0  # gc.grace_minutes: objects this young are never collected
+    executor: str | None = None  # core.executor: "local" (None) or dask://HOST:PORT
 
 
 def resolve_jobs(requested: int | None, config: Config) -> int:
@@ -172,6 +174,22 @@ def remote_default(path: Path, value: Any) -> str | None:
     return value
 
 
+EXECUTOR = re.compile(r"^(local|dask(\+tls)?://[^\s/]+)$")
+
+
+def executor_value(where: str, value: Any) -> str | None:
+    """`local` or `dask://HOST:PORT` / `dask+tls://HOST:PORT` (docs/cluster.md)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not EXECUTOR.match(value):
+        raise ConfigError(f"{where} must be 'local' or dask://HOST:PORT, got {value!r}")
+    return None if value == "local" else value
+
+
+def _executor(path: Path, value: Any) -> str | None:
+    return executor_value(f"{path}: 'core.executor'", value)
+
+
 def _validators() -> dict[tuple[str, str], Callable[[Path, Any], Any]]:
     return {
         ("cache", "dir"): _cache_dir,
@@ -181,6 +199,7 @@ def _validators() -> dict[tuple[str, str], Callable[[Path, Any], Any]]:
         ("core", "remote"): remote_default,
         ("gc", "run_cache_days"): _non_negative("gc.run_cache_days", 30.0),
         ("gc", "grace_minutes"): _non_negative("gc.grace_minutes", 60.0),
+        ("core", "executor"): _executor,
     }
 
 
@@ -269,4 +288,5 @@ def load_config(pivot_dir: Path) -> Config:
         remote=remote_default(*get("core", "remote")),
         gc_run_cache_days=_non_negative("gc.run_cache_days", 30.0)(*get("gc", "run_cache_days")),
         gc_grace_minutes=_non_negative("gc.grace_minutes", 60.0)(*get("gc", "grace_minutes")),
+        executor=_executor(*get("core", "executor")),
     )

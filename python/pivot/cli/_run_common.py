@@ -50,6 +50,9 @@ class RunArgs:
     # `with_pull` turns them into the engine's `options.pull` hook once the project is known.
     pull: bool = False
     remote: str | None = None
+    # --executor: "local", dask://HOST:PORT, or None (config core.executor, else local);
+    # `with_executor` turns it into the engine's `options.executor` (docs/cluster.md).
+    executor: str | None = None
 
     @property
     def show_output(self) -> bool:
@@ -122,6 +125,13 @@ def run_options(
             "Default: tui on a terminal when textual is installed.",
         ),
         click.option(
+            "--executor",
+            default=None,
+            metavar="URL",
+            help="Where stages run: 'local' (worker processes) or dask://HOST:PORT (a Dask "
+            "cluster sharing only the remote; docs/cluster.md). Default: config core.executor.",
+        ),
+        click.option(
             "--tui-log",
             type=click.Path(dir_okay=False, path_type=pathlib.Path),
             default=None,
@@ -159,7 +169,11 @@ def run_options(
                 "remote.",
             ),
             click.option(
-                "--remote", "remote_name", default=None, help="Remote for --pull (default remote)."
+                "-r",
+                "--remote",
+                "remote_name",
+                default=None,
+                help="Remote for --pull and --executor dask (default remote).",
             ),
         ]
 
@@ -179,6 +193,7 @@ def run_options(
             show_output: bool,
             display: str | None,
             tui_log: pathlib.Path | None,
+            executor: str | None = None,
             watch: bool = False,
             debounce: int | None = None,
             serve: bool = False,
@@ -193,6 +208,16 @@ def run_options(
                 watch=watch, debounce=debounce, serve=serve, display=display, as_json=as_json
             )
             quiet = _common.quiet(click.get_current_context())
+            if executor is not None:
+                from pivot.config import executor_value
+                from pivot.exceptions import ConfigError
+
+                try:
+                    executor_value("--executor", executor)
+                except ConfigError as e:
+                    raise click.BadParameter(str(e), param_hint="--executor") from None
+                if watch and executor != "local":
+                    raise click.UsageError("--executor dask cannot be combined with --watch")
             run_args = RunArgs(
                 cache_dir=cache_dir,
                 all_pipelines=all_pipelines,
@@ -213,6 +238,7 @@ def run_options(
                 serve=serve,
                 pull=pull or remote_name is not None,
                 remote=remote_name,
+                executor=executor,
             )
             command(*args, run_args=run_args, **kwargs)
 
@@ -238,12 +264,45 @@ def with_pull(run_args: RunArgs, project: Project) -> RunArgs:
     return dataclasses.replace(run_args, options=options)
 
 
+def with_executor(run_args: RunArgs, project: Project) -> RunArgs:
+    """`run_args` whose engine options send stages to a Dask cluster when `--executor` (or
+    config `core.executor`) says dask://…; unchanged for local runs. A remote is required: it
+    is the only thing the cluster's workers share with this machine."""
+    from pivot.config import executor_value
+
+    url = executor_value("--executor", run_args.executor) if run_args.executor else None
+    if run_args.executor is None:
+        url = project.config.executor
+    if url is None:
+        return run_args
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise click.UsageError(
+            f"--executor {url} needs Dask's distributed: pip install 'pivot[dask]'"
+        )
+    from pivot.engine.cluster.executor import DaskExecutor
+    from pivot.exceptions import RemoteNotFoundError
+    from pivot.storage.remote import open_remote
+
+    try:
+        remote = open_remote(project, run_args.remote)  # -j is the number of stages here
+    except RemoteNotFoundError as e:
+        raise click.UsageError(
+            f"--executor {url} needs a remote, the only storage the cluster shares with this "
+            f"machine ({e}); add one with 'pivot remote add NAME URL --default'"
+        ) from None
+    options = dataclasses.replace(run_args.options, executor=DaskExecutor(url, remote))
+    return dataclasses.replace(run_args, options=options)
+
+
 def execute(click_ctx: click.Context, ctx: Context, order: list[str], run_args: RunArgs) -> None:
     """Run `order` through the engine with the console or JSONL sink; exit 1 on failure."""
     from pivot.cli import output
     from pivot.cli.progress import hashing
     from pivot.engine import runner
 
+    run_args = with_executor(run_args, ctx.project)
     quiet = _common.quiet(click_ctx)
     if order and (run_args.display == "tui" or run_args.tui_log is not None):
         from pivot.cli import _live

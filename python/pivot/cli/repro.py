@@ -46,13 +46,16 @@ def repro(
         raise click.UsageError("--watch cannot be combined with --dry-run or --explain")
     if run_args.watch:
         from pivot.cli import _live
+        from pivot.project import open_project
 
-        if run_args.pull:
-            from pivot.project import open_project
-
-            run_args = _run_common.with_pull(
-                run_args, open_project(pathlib.Path.cwd(), run_args.cache_dir)
+        project = open_project(pathlib.Path.cwd(), run_args.cache_dir)
+        if run_args.executor is None and project.config.executor is not None:
+            raise click.UsageError(
+                f"core.executor is {project.config.executor}, but --watch runs stages "
+                "locally: pass --executor local"
             )
+        if run_args.pull:
+            run_args = _run_common.with_pull(run_args, project)
 
         # The loop loads (and reloads) the pipeline itself and expands STAGES each time.
         _live.watch(

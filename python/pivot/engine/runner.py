@@ -34,7 +34,7 @@ from pivot.exceptions import DependencyMissingError, PivotError
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-    from pivot.engine import worker
+    from pivot.engine.cluster.executor import DaskExecutor
     from pivot.engine.context import Context
 
 # multiprocessing, concurrent.futures.process and pivot.engine.worker (~0.1 s of imports) are
@@ -63,6 +63,9 @@ class RunOptions:
     # of a stage about to run, to fetch its run-cache entry and outputs from a remote
     # (`engine.transfer.pull_hook`; the context is passed because `--watch` reloads it).
     pull: Callable[[Context, str, plan.StageState], None] | None = None
+    # `--executor dask://…`: stages that must run go to this executor (a Dask cluster,
+    # `engine/cluster/executor.py`) instead of local worker processes; None: local.
+    executor: DaskExecutor | None = None
 
 
 CANCELLED = "cancelled"
@@ -169,12 +172,20 @@ class _Scheduler:
         self.logged_wait: set[str] = set()
         self.lock_waiting = False
         self.busy_mutex: dict[str, str] = {}
-        self.proc_futs: dict[Future[worker.WorkerOutcome], tuple[str, plan.Decision]] = {}
+        self.proc_futs: dict[Future[Any], tuple[str, plan.Decision]] = {}
         self.thread_futs: dict[Future[Any], tuple[str, JobKind, plan.Decision, str]] = {}
         self.stopping = False
         self.stopping_cancel = False
-        self.jobs = resolve_jobs(opts.jobs, ctx.config)
         self.to_run = sum(1 for d in decisions.values() if d.will_run and not d.restore)
+        self.remote = opts.executor
+        if self.remote is not None:
+            # The cluster's parallelism (connecting only when something may have to run;
+            # restores and run-cache hits stay local).
+            self.jobs = opts.jobs or (
+                self.remote.slots() if self.to_run else resolve_jobs(None, ctx.config)
+            )
+        else:
+            self.jobs = resolve_jobs(opts.jobs, ctx.config)
         self.executor: ProcessPoolExecutor | None = None
         self.threads = ThreadPoolExecutor(
             max_workers=max(2, min(self.jobs, 8)), thread_name_prefix="pivot-record"
@@ -339,6 +350,18 @@ class _Scheduler:
 
         ctx = self.ctx
         stage = ctx.pipeline.stages[name]
+        if self.remote is not None:
+            for g in stage.mutex:
+                self.busy_mutex[g] = name
+            rfut = self.remote.submit(
+                ctx,
+                name,
+                d,
+                no_commit=self.opts.no_commit,
+                allow_uncached_incremental=self.opts.allow_uncached_incremental,
+            )
+            self.proc_futs[rfut] = (name, d)
+            return
         incremental = []
         for o in stage.outs:
             if o.kind != "incremental":
@@ -381,7 +404,7 @@ class _Scheduler:
             self._free_mutex(name)
             self._end_tail(name)
             try:
-                outcome: worker.WorkerOutcome = fut.result()
+                outcome = fut.result()  # worker.WorkerOutcome, or a cluster TaskResult
             except BrokenProcessPool as e:
                 self._drop_pool()
                 self._complete(name, "failed", f"worker process died: {e}")
@@ -393,7 +416,17 @@ class _Scheduler:
                 self._complete(name, "failed", outcome.error, outcome.output)
                 return
             assert d.state is not None
-            fut2 = self.threads.submit(self._record, name, d.state)
+            if self.remote is not None:  # verify the worker's outputs, restore, record
+                fut2 = self.threads.submit(
+                    self.remote.record,
+                    self.ctx,
+                    name,
+                    d.state,
+                    outcome,
+                    no_commit=self.opts.no_commit,
+                )
+            else:
+                fut2 = self.threads.submit(self._record, name, d.state)
             self.thread_futs[fut2] = (name, "record", d, outcome.output)
             return
 
@@ -466,7 +499,9 @@ class _Scheduler:
 
     def _kill_workers(self, wait: bool = True) -> None:
         """SIGKILL every worker process and drop the pool (`wait`: join its manager thread,
-        quick once the workers are dead)."""
+        quick once the workers are dead); cluster tasks are released."""
+        if self.remote is not None:
+            self.remote.cancel()
         if self.executor is not None:
             procs = getattr(self.executor, "_processes", None) or {}  # no public API for this
             for p in list(procs.values()):
@@ -487,6 +522,8 @@ class _Scheduler:
         if self.executor is not None:
             self.executor.shutdown(wait=True)
             self.executor = None
+        if self.remote is not None:
+            self.remote.close()
         self.threads.shutdown(wait=True)
         for name in list(self.locks):
             self._release(name)

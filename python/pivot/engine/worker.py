@@ -61,6 +61,10 @@ class WorkerTask:
     # Capture stdout/stderr into this file (the main process tails it to stream the output);
     # None: an anonymous temp file, read back at the end.
     log_path: str | None = None
+    # Load the pipeline from this project root instead of `root` (the Dask executor: the code
+    # lives in one directory per snapshot, the stage runs in its own scratch project; `cwd`
+    # is then under `load_root`).
+    load_root: str | None = None
 
 
 @dataclass
@@ -176,7 +180,7 @@ def _prepare_incremental(task: WorkerTask, inc: IncrementalPrep) -> None:
 def _body(task: WorkerTask) -> None:
     from pivot.pipeline import run_stage
 
-    pipeline = _pipeline(task.root, task.cwd)
+    pipeline = _pipeline(task.load_root or task.root, task.cwd)
     stage = pipeline.stages[task.stage]
     aside: list[str] = []
     for path in task.remove:

@@ -25,6 +25,11 @@ def kill_point(name: str) -> None:
     _native.kill_point(name)
 
 
+def hash_bytes(data: bytes) -> str:
+    """blake3 (hex) of `data`: the cache's object name for these bytes."""
+    return _native.blake3_bytes(data)
+
+
 def clean_stale_temps(directory: Path) -> None:
     """Remove `.pvtmp-<pid>-*` / `.pvold-<pid>-*` left in `directory` by a process that is gone
     (a crash between a durable write's temp and its rename). Best effort, never raises."""

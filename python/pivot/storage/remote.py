@@ -152,15 +152,17 @@ class Remote:
             **kw,
         )
 
-    def push(self, items: Iterable[Item]) -> PushReport:
-        """Publish objects: files (packs, then their indexes), then directory manifests."""
-        r = self._native.push(str(self.project.cache_dir), _unique(items))
+    def push(self, items: Iterable[Item], cache_dir: Path | None = None) -> PushReport:
+        """Publish objects: files (packs, then their indexes), then directory manifests.
+        `cache_dir`: another cache than the project's (the dask executor's throwaway one)."""
+        r = self._native.push(str(cache_dir or self.project.cache_dir), _unique(items))
         return PushReport(**r)
 
-    def fetch(self, items: Iterable[Item]) -> FetchReport:
-        """Bring objects into the local cache; every byte is verified before it is stored.
-        (The core first removes the temps of a fetch killed earlier, as every cache write does.)"""
-        r = self._native.fetch(str(self.project.cache_dir), _unique(items))
+    def fetch(self, items: Iterable[Item], cache_dir: Path | None = None) -> FetchReport:
+        """Bring objects into the local cache (or `cache_dir`); every byte is verified before
+        it is stored. (The core first removes the temps of a fetch killed earlier, as every
+        cache write does.)"""
+        r = self._native.fetch(str(cache_dir or self.project.cache_dir), _unique(items))
         return FetchReport(
             fetched=r["fetched"],
             bytes=r["bytes"],
