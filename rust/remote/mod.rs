@@ -584,6 +584,48 @@ mod tests {
     }
 
     #[test]
+    fn a_create_only_put_that_times_out_is_sent_again() {
+        // A server that accepts connections and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let seen = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = vec![];
+            for conn in listener.incoming() {
+                seen.fetch_add(1, Ordering::SeqCst);
+                held.push(conn);
+            }
+        });
+        let cfg = RemoteConfig {
+            name: "hung".into(),
+            url: "s3://b/p".into(),
+            endpoint_url: Some(format!("http://127.0.0.1:{port}")),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("k".into()),
+            secret_access_key: Some("s".into()),
+            jobs: 1,
+            max_retries: Some(2),
+            timeout_s: Some(1),
+            ..Default::default()
+        };
+        let r = Remote::open(&cfg).unwrap();
+        let e = r
+            .block_on(r.put_once("index/x.idx", "x".into()))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("remote hung (s3://b/p): index/x.idx"),
+            "{e}"
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            3,
+            "one try and two retries"
+        );
+    }
+
+    #[test]
     fn local_directory_backend_works() {
         let d = tempfile::tempdir().unwrap();
         let cfg = RemoteConfig {
