@@ -39,7 +39,11 @@ _KNOWN: dict[str, frozenset[str]] = {
 # refuse a bad value) and, when a remote is used, by `pivot.storage.remote_config`; other
 # commands do not read them.
 _OPEN_SECTIONS = frozenset({"remote"})
-REMOTE_PLAIN_KEYS = frozenset({"url", "endpoint_url", "region", "profile", "jobs", "retries"})
+REMOTE_PLAIN_KEYS = frozenset(
+    {"url", "endpoint_url", "region", "profile", "jobs", "retries", "timeout"}
+)
+# Integer-valued remote keys (`timeout`: seconds per request).
+REMOTE_INT_KEYS = ("jobs", "retries", "timeout")
 # Accepted only in config.local (never committed).
 REMOTE_SECRET_KEYS = frozenset({"access_key_id", "secret_access_key", "session_token"})
 REMOTE_KEYS = REMOTE_PLAIN_KEYS | REMOTE_SECRET_KEYS
@@ -222,8 +226,8 @@ def remote_value(path: Path, name: str, key: str, value: Any) -> Any:
         )
     if value is None:
         return None
-    if key in ("jobs", "retries"):
-        low = 1 if key == "jobs" else 0
+    if key in REMOTE_INT_KEYS:
+        low = 0 if key == "retries" else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             kind = "a positive" if low else "a non-negative"
             raise ConfigError(f"{where} must be {kind} integer, got {value!r}")

@@ -36,6 +36,8 @@ pub const PACK_TARGET: u64 = 64 << 20;
 pub const PART: usize = 8 << 20;
 /// At most this many parts in flight at once (bounds upload memory to ~`PARTS_MAX` x `PART`).
 pub const PARTS_MAX: usize = 8;
+/// Retries of a failed request (5xx, timeouts) when the remote sets none.
+pub const DEFAULT_RETRIES: usize = 10;
 
 /// How to reach a remote; built by `pivot.storage.remote` from the project config.
 #[derive(Debug, Clone, Default)]
@@ -75,6 +77,8 @@ pub struct Remote {
     cred_desc: String,
     pub state_dir: Option<PathBuf>,
     catalog: Mutex<Option<Arc<catalog::Catalog>>>,
+    /// Retries of a create-only PUT whose request timed out (see `put_once`).
+    max_retries: usize,
     /// Some(true): format file present and understood; Some(false): remote is empty.
     format_seen: Mutex<Option<bool>>,
 }
@@ -159,7 +163,7 @@ impl Remote {
                     .with_bucket_name(&bucket)
                     .with_retry(object_store::RetryConfig {
                         backoff: object_store::BackoffConfig::default(),
-                        max_retries: cfg.max_retries.unwrap_or(10),
+                        max_retries: cfg.max_retries.unwrap_or(DEFAULT_RETRIES),
                         retry_timeout: Duration::from_mins(3),
                     })
                     .with_client_options(
@@ -226,6 +230,7 @@ impl Remote {
             },
             state_dir: cfg.state_dir.clone(),
             catalog: Mutex::new(None),
+            max_retries: cfg.max_retries.unwrap_or(DEFAULT_RETRIES),
             format_seen: Mutex::new(None),
         }
     }
@@ -298,12 +303,27 @@ impl Remote {
     /// same bytes). Stores without conditional create get a HEAD first and accept the race.
     pub async fn put_once(&self, rel: &str, data: bytes::Bytes) -> Result<bool> {
         let key = self.key(rel);
-        let opts = PutOptions::from(PutMode::Create);
-        match self
-            .store
-            .put_opts(&key, PutPayload::from(data.clone()), opts)
-            .await
-        {
+        // object_store retries 5xx for every request but a timeout only for idempotent ones,
+        // and a conditional PUT is not idempotent to it. Here it is: sent again after a
+        // timeout, a PUT that had landed answers 412, which counts as success below.
+        let mut attempt = 0;
+        let mut pause = Duration::from_millis(100);
+        let first = loop {
+            let opts = PutOptions::from(PutMode::Create);
+            match self
+                .store
+                .put_opts(&key, PutPayload::from(data.clone()), opts)
+                .await
+            {
+                Err(e) if attempt < self.max_retries && is_transport_timeout(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(15));
+                }
+                other => break other,
+            }
+        };
+        match first {
             Ok(_) => Ok(true),
             Err(
                 object_store::Error::AlreadyExists { .. }
@@ -441,6 +461,22 @@ impl Remote {
     }
 }
 
+/// A request that timed out or lost its connection (rather than an answer from the server).
+fn is_transport_timeout(e: &object_store::Error) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(h) = c.downcast_ref::<HttpError>() {
+            return matches!(
+                h.kind(),
+                HttpErrorKind::Timeout | HttpErrorKind::Interrupted
+            );
+        }
+        cur = c.source();
+    }
+    false
+}
+
 /// The whole `source` chain of an error as one string (backends put the S3 code deep inside).
 fn error_chain(e: &object_store::Error) -> String {
     let mut s = format!("{e} {e:?}");
@@ -545,6 +581,48 @@ mod tests {
         assert!(!r.block_on(r.put_once("a", "two".into())).unwrap());
         let d = r.block_on(r.get_small("a")).unwrap().unwrap();
         assert_eq!(&d[..], b"one");
+    }
+
+    #[test]
+    fn a_create_only_put_that_times_out_is_sent_again() {
+        // A server that accepts connections and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let seen = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = vec![];
+            for conn in listener.incoming() {
+                seen.fetch_add(1, Ordering::SeqCst);
+                held.push(conn);
+            }
+        });
+        let cfg = RemoteConfig {
+            name: "hung".into(),
+            url: "s3://b/p".into(),
+            endpoint_url: Some(format!("http://127.0.0.1:{port}")),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("k".into()),
+            secret_access_key: Some("s".into()),
+            jobs: 1,
+            max_retries: Some(2),
+            timeout_s: Some(1),
+            ..Default::default()
+        };
+        let r = Remote::open(&cfg).unwrap();
+        let e = r
+            .block_on(r.put_once("index/x.idx", "x".into()))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("remote hung (s3://b/p): index/x.idx"),
+            "{e}"
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            3,
+            "one try and two retries"
+        );
     }
 
     #[test]

@@ -187,12 +187,17 @@ pub enum Got {
     Missing,
 }
 
-/// A cache object being written: temp file in `files/`, hashed as written.
+/// A cache object being written: temp file in `files/`, hashed as written. Dropped without
+/// being placed (a verification failure, a write error such as a full disk, or the transfer
+/// abandoned because another one failed) it removes its temp file, so a failed fetch leaves
+/// neither a partial object nor the space it took.
 struct Incoming {
     tmp: PathBuf,
-    file: File,
+    file: Option<File>,
     hasher: blake3::Hasher,
     written: u64,
+    /// The temp was renamed into the cache: nothing left to remove.
+    placed: bool,
 }
 
 impl Incoming {
@@ -201,42 +206,40 @@ impl Incoming {
         let file = link::create_new(&tmp, OBJECT_MODE).at(&tmp)?;
         Ok(Incoming {
             tmp,
-            file,
+            file: Some(file),
             hasher: blake3::Hasher::new(),
             written: 0,
+            placed: false,
         })
     }
 
     fn write(&mut self, b: &[u8]) -> Result<()> {
         self.hasher.update(b);
         self.written += b.len() as u64;
-        self.file.write_all(b).at(&self.tmp)
+        let file = self.file.as_mut().expect("open until finished");
+        file.write_all(b).at(&self.tmp)
     }
 
     /// Verify and move into place as the cache's insert does (`place_temp`: an intact object
-    /// already there is kept, a damaged one replaced); a mismatch removes the temp and reports
-    /// Corrupt.
-    fn finish(self, cache: &Cache, hash: &str) -> Result<Got> {
-        let Incoming {
-            tmp,
-            file,
-            hasher,
-            written,
-        } = self;
-        drop(file);
-        if hasher.finalize().to_hex().as_str() != hash {
-            let _ = std::fs::remove_file(&tmp);
+    /// already there is kept, a damaged one replaced); a mismatch reports Corrupt (the temp
+    /// goes with `self`).
+    fn finish(mut self, cache: &Cache, hash: &str) -> Result<Got> {
+        drop(self.file.take());
+        if self.hasher.finalize().to_hex().as_str() != hash {
             return Ok(Got::Corrupt);
         }
-        let res = place_temp(cache, &tmp, hash, written, "fetch_object_write");
-        if !matches!(res, Ok(true)) {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        res.map(|_| Got::Stored(written))
+        let res = place_temp(cache, &self.tmp, hash, self.written, "fetch_object_write");
+        self.placed = matches!(res, Ok(true));
+        res.map(|_| Got::Stored(self.written))
     }
+}
 
-    fn discard(self) {
-        let _ = std::fs::remove_file(&self.tmp);
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.placed {
+            drop(self.file.take());
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 
@@ -272,12 +275,7 @@ pub async fn download(
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
-            Err(e) => {
-                if let Some(inc) = cur.take() {
-                    inc.discard();
-                }
-                return Err(r.map_err(&e, rel));
-            }
+            Err(e) => return Err(r.map_err(&e, rel)), // `cur` removes its temp
         };
         let mut data: &[u8] = &chunk;
         while !data.is_empty() && i < wants.len() {
@@ -312,7 +310,7 @@ pub async fn download(
         if i < wants.len() && wants[i].len.is_none() {
             out[i] = inc.finish(cache, &wants[i].hash)?;
         } else {
-            inc.discard();
+            drop(inc);
             if i < wants.len() {
                 out[i] = Got::Corrupt; // truncated on the remote
             }
@@ -366,6 +364,34 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn an_incoming_object_not_placed_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("files")).unwrap();
+        let cache = Cache::new(d.path());
+        // Abandoned mid-way (a write error, or the transfer dropped).
+        let mut inc = Incoming::new(&cache).unwrap();
+        inc.write(b"partial").unwrap();
+        drop(inc);
+        // Bytes that do not hash to the name.
+        let mut inc = Incoming::new(&cache).unwrap();
+        inc.write(b"abc").unwrap();
+        let other = crate::hash::hash_bytes(b"other");
+        assert_eq!(inc.finish(&cache, &other).unwrap(), Got::Corrupt);
+        // Placed: the object is there, no temp.
+        let h = crate::hash::hash_bytes(b"abc");
+        let mut inc = Incoming::new(&cache).unwrap();
+        inc.write(b"abc").unwrap();
+        assert_eq!(inc.finish(&cache, &h).unwrap(), Got::Stored(3));
+        assert_eq!(std::fs::read(object(d.path(), &h)).unwrap(), b"abc");
+        let temps: Vec<_> = std::fs::read_dir(d.path().join("files"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".pvtmp"))
+            .collect();
+        assert!(temps.is_empty(), "{temps:?}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import struct
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import blake3
 from _pivot_helpers import CHAIN_PIPELINE, DIR_PIPELINE, Project, git, make_project, pivot_argv
-from _s3 import S3Server, clean_env
+from _s3 import S3Server, clean_env, client
 
 # The chain pipeline plus a stage writing a directory output (as in tests/e2e).
 _DIR_STAGE = DIR_PIPELINE.split("from pivot.pipeline import Pipeline\n", 1)[1].split(
@@ -110,15 +111,18 @@ def assert_outputs_match(a: pathlib.Path, b: pathlib.Path) -> None:
         assert digest(a / rel) == digest(b / rel), rel
 
 
-# --- reading a directory remote, for invariant checks ----------------------------------------
+# --- reading a remote, for invariant checks --------------------------------------------------
 
 
 def read_index(path: pathlib.Path) -> list[tuple[str, int, int]]:
-    data = path.read_bytes()
+    return parse_index(path.read_bytes(), path.name)
+
+
+def parse_index(data: bytes, name: str) -> list[tuple[str, int, int]]:
     assert data[:8] == b"PVTPIDX\0"
     body, trailer = data[:-32], data[-32:]
     assert blake3.blake3(body).digest() == trailer
-    assert trailer.hex() == path.name[: -len(".idx")]
+    assert trailer.hex() == name[: -len(".idx")]
     (count,) = struct.unpack_from("<Q", data, 16)
     out = []
     for i in range(count):
@@ -129,25 +133,67 @@ def read_index(path: pathlib.Path) -> list[tuple[str, int, int]]:
     return out
 
 
-def remote_objects(root: pathlib.Path) -> dict[str, bytes]:
-    """Every object a reader can see on a directory remote, checked: each index's pack exists
-    and every record's bytes hash to its name; every loose object hashes to its name."""
+def remote_files(backend: Backend) -> dict[str, bytes]:
+    """Every key of the remote (relative to its root) and its bytes."""
+    if backend.directory is not None:
+        root = backend.directory
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
+        }
+    assert backend.server is not None
+    prefix = backend.url.split("/", 3)[3] + "/"
+    s3 = client(backend.server)
+    out: dict[str, bytes] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=backend.server.bucket, Prefix=prefix
+    ):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=backend.server.bucket, Key=obj["Key"])["Body"].read()
+            out[obj["Key"][len(prefix) :]] = body
+    return out
+
+
+def remote_objects(where: pathlib.Path | dict[str, bytes]) -> dict[str, bytes]:
+    """Every object a reader can see on a remote (a directory, or all its keys), checked:
+    each index's pack exists and every record's bytes hash to its name; every loose object
+    hashes to its name."""
+    if isinstance(where, pathlib.Path):
+        where = remote_files(Backend("dir", str(where), directory=where))
+    files = where
     seen: dict[str, bytes] = {}
-    for idx in sorted((root / "index").glob("*.idx")):
-        pack = root / "packs" / (idx.name[: -len(".idx")] + ".pack")
-        assert pack.is_file(), f"{idx.name} names a pack that is not there"
-        data = pack.read_bytes()
-        for h, offset, length in read_index(idx):
+    for key in sorted(k for k in files if k.startswith("index/") and k.endswith(".idx")):
+        name = key[len("index/") :]
+        pack = "packs/" + name[: -len(".idx")] + ".pack"
+        assert pack in files, f"{name} names a pack that is not there"
+        data = files[pack]
+        for h, offset, length in parse_index(files[key], name):
             blob = data[offset : offset + length]
-            assert blake3.blake3(blob).hexdigest() == h, f"{h} in {pack.name} is corrupt"
+            assert blake3.blake3(blob).hexdigest() == h, f"{h} in {pack} is corrupt"
             seen[h] = blob
-    for obj in (root / "objects").glob("*/*") if (root / "objects").is_dir() else []:
-        if len(obj.name) != 62:
+    for key, data in files.items():
+        parts = key.split("/")
+        if parts[0] != "objects" or len(parts) != 3 or len(parts[2]) != 62:
             continue  # `<key>#<n>`: the staging file of an interrupted upload, never read
-        name = obj.parent.name + obj.name
-        assert blake3.blake3(obj.read_bytes()).hexdigest() == name
-        seen[name] = obj.read_bytes()
+        name = parts[1] + parts[2]
+        assert blake3.blake3(data).hexdigest() == name
+        seen[name] = data
     return seen
+
+
+def runs_name_only_published_objects(files: dict[str, bytes]) -> None:
+    """I2: every run-cache entry on the remote names only objects a reader can get."""
+    objects = remote_objects(files)
+    for key, data in files.items():
+        if not key.startswith("runs/"):
+            continue
+        doc = json.loads(data)
+        for out in doc["outs"].values():
+            if not out["cache"]:
+                continue
+            assert out["hash"] in objects, f"run entry {key} names an unpublished object"
+            if out["is_dir"]:
+                for line in objects[out["hash"]].decode().splitlines()[1:]:
+                    assert json.loads(line)["hash"] in objects
 
 
 def cache_is_sound(root: pathlib.Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 ACCESS_KEY = "pivottest"
 SECRET_KEY = "pivottest-secret"
@@ -26,3 +27,16 @@ def clean_env() -> dict[str, str]:
     env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     env["AWS_CONFIG_FILE"] = os.devnull
     return env
+
+
+def client(server: S3Server) -> Any:
+    """A boto3 client of `server`, for tests that look at or plant keys directly."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name="us-east-1",
+    )

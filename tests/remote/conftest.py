@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "cli"))  # _pivot_helpers
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # _s3, _remote_helpers
 
-from _s3 import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server
+from _s3 import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server, client
 
 
 def _free_ports(n: int) -> list[int]:
@@ -62,6 +62,24 @@ def _wait_ready(endpoint: str, proc: subprocess.Popen[bytes], log: pathlib.Path)
             pass
         time.sleep(0.3)
     pytest.fail(f"weed mini did not become ready:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[S3Server]:
+    """moto's threaded S3 server on 127.0.0.1, for protocol edge cases (conditional writes,
+    error responses); one bucket, any credentials."""
+    from moto.server import ThreadedMotoServer
+
+    (port,) = _free_ports(1)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        s3 = S3Server(endpoint, BUCKET, "moto-key", "moto-secret")
+        client(s3).create_bucket(Bucket=BUCKET)
+        yield s3
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

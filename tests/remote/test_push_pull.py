@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import pathlib
+import subprocess
+from typing import Any
 
 import pytest
+from _pivot_helpers import git
 from _remote_helpers import (
     BIG,
     Backend,
@@ -265,3 +268,53 @@ def test_repro_pull_restores_from_the_remote_instead_of_running(tmp_path: pathli
     assert summary["failed"] == 0 and summary["ran"] >= 2
     assert {"prepare", "train"} <= set(clone.runs())
     assert (clone.root / "model.txt").read_text() == "model of CHANGED\n"
+
+
+_READ_RAW = """
+
+def read_raw(
+    src: Annotated[str, outputs.Dep("raw/a.txt", loaders.Text())],
+) -> Annotated[str, outputs.Out("raw_copy.txt", loaders.Text())]:
+    _mark("read_raw")
+    return src.upper()
+
+
+pipeline.register(read_raw)
+"""
+
+
+def _summary(res: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    doc: dict[str, Any] = [json.loads(line) for line in res.stdout.splitlines() if line.strip()][-1]
+    return doc
+
+
+def test_fresh_ci_clone_repro_pull_runs_nothing(tmp_path: pathlib.Path, backend: Backend) -> None:
+    """The CI flow with the remote as the only shared thing: a fresh clone, `repro --pull`
+    runs no stage, every output and tracked file is there with the origin's bytes, and
+    `verify` passes. One stage reads a tracked file, which the clone lacks until pulled."""
+    origin = origin_project(tmp_path, backend)
+    with (origin.root / "pipeline.py").open("a") as f:
+        f.write(_READ_RAW)
+    with (origin.root / ".gitignore").open("a") as f:
+        f.write("/raw_copy.txt\n")
+    ok(run(origin.root, "repro"))
+    git(origin.root, "add", "-A")
+    git(origin.root, "commit", "-q", "-m", "read_raw")
+    ok(run(origin.root, "push"))
+
+    clone = clone_of(origin, tmp_path / "clone", backend)
+    res = ok(run(clone.root, "repro", "--pull", "--json"))
+    summary = _summary(res)
+    assert summary["ran"] == 0 and summary["failed"] == 0, res.stdout
+    assert not (clone.root / "runs.log").exists(), "no stage body executed"
+    assert_outputs_match(origin.root, clone.root)
+    assert (clone.root / "raw_copy.txt").read_text() == "RAW A\n"
+    ok(run(clone.root, "verify"))
+    cache_is_sound(clone.root)
+
+    # Named stages pull only the tracked files they read.
+    other = clone_of(origin, tmp_path / "other", backend)
+    summary = _summary(ok(run(other.root, "repro", "--pull", "read_raw", "--json")))
+    assert summary["ran"] == 0, summary
+    assert (other.root / "raw" / "a.txt").read_text() == "raw a\n"
+    assert not (other.root / "big.bin").exists()

@@ -296,6 +296,24 @@ def with_executor(run_args: RunArgs, project: Project) -> RunArgs:
     return dataclasses.replace(run_args, options=options)
 
 
+def pull_missing_tracked(run_args: RunArgs, stages: tuple[str, ...]) -> None:
+    """`--pull`: bring the tracked inputs a fresh clone lacks before the graph is checked
+    (`engine.transfer.pull_missing_tracked`)."""
+    if not run_args.pull:
+        return
+    from pivot.engine import transfer
+    from pivot.engine.context import load_context
+    from pivot.storage.remote import open_remote
+
+    ctx = load_context(
+        cache_dir=run_args.cache_dir,
+        check_missing=False,
+        all_pipelines=run_args.all_pipelines,
+    )
+    remote = open_remote(ctx.project, run_args.remote, run_args.options.jobs)
+    transfer.pull_missing_tracked(ctx, remote, _common.stage_names(ctx, stages) or None)
+
+
 def execute(click_ctx: click.Context, ctx: Context, order: list[str], run_args: RunArgs) -> None:
     """Run `order` through the engine with the console or JSONL sink; exit 1 on failure."""
     from pivot.cli import output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pivot.cli import _common
-from pivot.config import REMOTE_PLAIN_KEYS, REMOTE_SECRET_KEYS
+from pivot.config import REMOTE_INT_KEYS, REMOTE_PLAIN_KEYS, REMOTE_SECRET_KEYS
 
 # The keys of a remote, as `pivot.config` validates them (plain ones first, then secrets).
 KEYS = (*sorted(REMOTE_PLAIN_KEYS), *sorted(REMOTE_SECRET_KEYS))
@@ -111,7 +111,7 @@ def modify(name: str, key: str, value: str | None, unset: bool, local: bool) -> 
     if unset == (value is not None):
         raise click.UsageError("give a VALUE or --unset")
     parsed: object = value
-    if key in ("jobs", "retries") and value is not None:
+    if key in REMOTE_INT_KEYS and value is not None:
         try:
             parsed = int(value)
         except ValueError:

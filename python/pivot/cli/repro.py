@@ -66,6 +66,8 @@ def repro(
         )
         return
 
+    if not (dry_run or explain):
+        _run_common.pull_missing_tracked(run_args, stages)
     ctx = load_context(
         cache_dir=run_args.cache_dir,
         check_missing=not allow_missing,

@@ -183,6 +183,38 @@ def not_pushed(ctx: Context, remote: Remote, targets: Sequence[str] | None = Non
     return [r.path for r, there in zip(refs, answers, strict=True) if not there]
 
 
+def pull_missing_tracked(ctx: Context, remote: Remote, stages: Sequence[str] | None) -> None:
+    """For `repro --pull`, before the graph is checked: fetch and check out the tracked files
+    (`.pvt`) absent from the workspace — all of them without STAGES, else those the stages
+    (with their upstream) read — as `dvc repro --pull` does with its data sources. A fresh CI
+    clone has git's files only, and a stage can be neither run nor restored while one of its
+    inputs is missing. What cannot be pulled is a warning; the stage then reports it."""
+    import os
+
+    from pivot.engine.track import tracked_files
+    from pivot.graph import normalize_path
+
+    root = ctx.project.root
+    missing = [t.path for t in tracked_files(ctx) if not os.path.lexists(root / t.path)]
+    if stages:
+        deps = {
+            normalize_path(name, raw, "dependency")[0]
+            for name in ctx.graph.order(stages)
+            for raw in ctx.pipeline.stages[name].dep_paths
+        }
+        missing = [
+            t
+            for t in missing
+            if any(d == t or d.startswith(t + "/") or t.startswith(d + "/") for d in deps)
+        ]
+    if not missing:
+        return
+    result = fetch(ctx, remote, missing)
+    for msg in (*result.missing.values(), *result.corrupt.values()):
+        logger.warning("%s", msg)
+    checkout_mod.checkout(ctx, missing)
+
+
 def pull_hook(remote: Remote) -> Callable[[Context, str, plan.StageState], None]:
     """For `repro --pull` (`RunOptions.pull`): before a stage runs, fetch the run-cache entry
     of its current inputs and the objects it names, so the run-cache lookup that follows can

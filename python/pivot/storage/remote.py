@@ -148,6 +148,7 @@ class Remote:
             jobs=jobs or settings.jobs or default_jobs(settings),
             cred_desc=desc,
             max_retries=settings.retries,
+            timeout_s=settings.timeout,
             state_dir=str(project.state_dir / "remotes" / key),
             **kw,
         )

@@ -12,6 +12,7 @@ remote:
     profile: ci
     jobs: 16
     retries: 10              # retries of 5xx/timeouts per request, with backoff
+    timeout: 120             # seconds one request may take (connect: 10)
 ```
 
 `config.local` overrides key by key, per remote. Secrets (`access_key_id`,
@@ -44,6 +45,7 @@ class RemoteSettings:
     profile: str | None = None
     jobs: int | None = None
     retries: int | None = None
+    timeout: int | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
     session_token: str | None = None
