@@ -160,7 +160,10 @@ class Remote:
     def fetch(self, items: Iterable[Item]) -> FetchReport:
         """Bring objects into the local cache; every byte is verified before it is stored.
         (The core first removes the temps of a fetch killed earlier, as every cache write does.)"""
-        r = self._native.fetch(str(self.project.cache_dir), _unique(items))
+        # The stat index learns every fetched object, so the checkout after it reads none.
+        r = self._native.fetch(
+            str(self.project.cache_dir), _unique(items), str(self.project.state_dir)
+        )
         return FetchReport(
             fetched=r["fetched"],
             bytes=r["bytes"],
