@@ -147,7 +147,7 @@ async fn fetch_async(
     }
 
     // 2. Files: of file items and of every directory whose manifest is now local.
-    let mut seen: HashSet<[u8; 32]> = HashSet::new();
+    let mut seen = packidx::NameSet::default();
     let mut wants: Vec<(String, Option<u64>)> = vec![];
     let mut want = |h: &str, size: Option<u64>, wants: &mut Vec<_>, rep: &mut FetchReport| {
         if let Some(raw) = packidx::raw(h) {

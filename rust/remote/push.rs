@@ -10,7 +10,6 @@
 //! (indexes are the only way into a pack); a re-push finds the pack by name and only writes
 //! its index.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use futures::{StreamExt, TryStreamExt};
@@ -56,7 +55,7 @@ async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> R
     let mut report = PushReport::default();
     // Objects the remote's indexes already list are skipped without touching the local cache:
     // a no-change push reads the manifests and the index set, and stats nothing.
-    let mut seen: HashSet<Raw> = HashSet::new();
+    let mut seen = packidx::NameSet::default();
     let mut files: Vec<Raw> = vec![];
     let mut skipped = 0u64;
     // Directories, with those of their files the remote does not have yet.
@@ -111,7 +110,7 @@ async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> R
     progress_add(0, 0, skipped);
     let (present, missing) = local_sizes(&cache, &files)?;
     drop(files);
-    let missing_set: HashSet<Raw> = missing.iter().copied().collect();
+    let missing_set: packidx::NameSet = missing.iter().copied().collect();
     publish(r, &cache, present, &mut report).await?;
     let mut manifests = vec![];
     for (h, names) in &dirs {
