@@ -279,15 +279,14 @@ struct Req {
     wants: Vec<Want>,
 }
 
-/// Fetch `wants` (hash, size if known): stored objects are counted, the others named.
-pub async fn fetch_objects(
-    r: &Remote,
+/// The requests that fetch `wants`: pack members grouped per pack, neighbours coalesced into
+/// range reads; objects needing no request (empty, or known absent) go straight to `out`.
+fn plan(
     cat: &Catalog,
     cache: &Cache,
     wants: Vec<(String, Option<u64>)>,
-    ctx: &Ctx<'_, '_>,
-) -> Result<Outcome> {
-    let mut out = Outcome::default();
+    out: &mut Outcome,
+) -> Result<Vec<Req>> {
     let mut by_pack: HashMap<u32, Vec<(u64, u64, String)>> = HashMap::new();
     let mut reqs: Vec<Req> = vec![];
     for (h, size) in wants {
@@ -348,6 +347,19 @@ pub async fn fetch_objects(
         }
         reqs.extend(cur);
     }
+    Ok(reqs)
+}
+
+/// Fetch `wants` (hash, size if known): stored objects are counted, the others named.
+pub async fn fetch_objects(
+    r: &Remote,
+    cat: &Catalog,
+    cache: &Cache,
+    wants: Vec<(String, Option<u64>)>,
+    ctx: &Ctx<'_, '_>,
+) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    let reqs = plan(cat, cache, wants, &mut out)?;
     progress_add(out.stored, out.bytes, 0);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<Outcome>>();
     let sink = Sink {
@@ -360,7 +372,7 @@ pub async fn fetch_objects(
     // closes when the requests are done and the last writer job has reported.
     let requests = async move {
         let sink = sink;
-        let res = futures::stream::iter(reqs)
+        let outcome = futures::stream::iter(reqs)
             .map(|q| {
                 let sink = &sink;
                 async move { transfer::download(r, &q.rel, q.range.clone(), &q.wants, sink).await }
@@ -369,7 +381,7 @@ pub async fn fetch_objects(
             .try_collect::<Vec<()>>()
             .await;
         drop(sink);
-        res
+        outcome
     };
     let count = async {
         let mut first_err = None;

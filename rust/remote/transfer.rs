@@ -272,7 +272,116 @@ impl Sink<'_, '_> {
 /// An object being cut out of a response.
 enum Cur {
     Mem(bytes::BytesMut),
-    File(Pending),
+    File(Box<Pending>),
+}
+
+/// Cuts one response into the objects it holds, in order.
+struct Cutter<'w> {
+    wants: &'w [Want],
+    pos: u64, // offset (in the key) of the next byte of the stream
+    i: usize, // current want
+    cur: Option<Cur>,
+    batch: Vec<(String, Bytes)>,
+    batch_bytes: usize,
+}
+
+impl Cutter<'_> {
+    fn done(&self) -> bool {
+        self.i >= self.wants.len()
+    }
+
+    /// Take the objects (or parts of them) in `chunk`.
+    async fn feed(&mut self, chunk: &Bytes, sink: &Sink<'_, '_>) -> Result<()> {
+        let inline = |w: &Want| w.len.is_some_and(|l| l <= INLINE_MAX);
+        let mut at = 0usize;
+        while at < chunk.len() && !self.done() {
+            let w = &self.wants[self.i];
+            let left = chunk.len() - at;
+            if self.pos < w.offset {
+                // Gap between wanted objects of a coalesced range: skip it.
+                let skip = usize::try_from(w.offset - self.pos).map_or(left, |g| g.min(left));
+                at += skip;
+                self.pos += skip as u64;
+                continue;
+            }
+            let end = w.len.map_or(u64::MAX, |l| w.offset + l);
+            let take = usize::try_from(end - self.pos).map_or(left, |g| g.min(left));
+            let piece = chunk.slice(at..at + take);
+            at += take;
+            self.pos += take as u64;
+            match self.cur.as_mut() {
+                None if self.pos == end && inline(w) => {
+                    // The whole object is in this chunk: no copy.
+                    self.batch_bytes += piece.len();
+                    self.batch.push((w.hash.clone(), piece));
+                }
+                None if inline(w) => {
+                    let cap = usize::try_from(w.len.unwrap_or(0)).unwrap_or(0);
+                    let mut m = bytes::BytesMut::with_capacity(cap);
+                    m.extend_from_slice(&piece);
+                    self.cur = Some(Cur::Mem(m));
+                }
+                None => {
+                    let mut p = sink.placer.begin()?;
+                    p.write(&piece)?;
+                    self.cur = Some(Cur::File(Box::new(p)));
+                }
+                Some(Cur::Mem(m)) => m.extend_from_slice(&piece),
+                Some(Cur::File(p)) => p.write(&piece)?,
+            }
+            if self.pos == end {
+                match self.cur.take() {
+                    Some(Cur::Mem(m)) => {
+                        self.batch_bytes += m.len();
+                        self.batch.push((w.hash.clone(), m.freeze()));
+                    }
+                    Some(Cur::File(p)) => {
+                        sink.one(w.hash.clone(), sink.placer.finish(*p, &w.hash)?);
+                    }
+                    None => {}
+                }
+                self.i += 1;
+            }
+            if self.batch_bytes >= BATCH {
+                sink.flush(&mut self.batch, &mut self.batch_bytes).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream ended (or failed): hand over what is complete and settle the rest.
+    async fn end(mut self, sink: &Sink<'_, '_>, failed: bool) -> Result<()> {
+        sink.flush(&mut self.batch, &mut self.batch_bytes).await;
+        let mut rest = Outcome::default();
+        let mut i = self.i;
+        match self.cur.take() {
+            // A loose object of unknown size ends with the stream.
+            Some(Cur::File(p)) if !failed && self.wants[i].len.is_none() => {
+                let h = &self.wants[i].hash;
+                rest.add(h.clone(), sink.placer.finish(*p, h)?);
+                i += 1;
+            }
+            Some(c) => {
+                if let Cur::File(p) = c {
+                    p.discard();
+                }
+                if failed {
+                    return Ok(());
+                }
+                rest.add(self.wants[i].hash.clone(), Got::Corrupt); // truncated on the remote
+                i += 1;
+            }
+            None if failed => return Ok(()),
+            None => {}
+        }
+        for w in &self.wants[i.min(self.wants.len())..] {
+            rest.add(w.hash.clone(), Got::Missing); // past the end of what the remote holds
+        }
+        if rest.stored + rest.problems.len() as u64 > 0 {
+            sink.send(Ok(rest));
+        }
+        Ok(())
+    }
 }
 
 /// GET `rel` (bytes `range`, or all of it) and store the `wants` it holds (sorted by offset,
@@ -305,106 +414,27 @@ pub async fn download(
         Err(e) => return Err(r.map_err(&e, rel)),
     };
     let mut stream = res.into_stream();
-    let mut pos = base; // offset (in the key) of the next byte of the stream
-    let mut i = 0; // current want
-    let mut cur: Option<Cur> = None;
-    let mut batch: Vec<(String, Bytes)> = vec![];
-    let mut batch_bytes = 0usize;
-    let end_of = |w: &Want| w.len.map_or(u64::MAX, |l| w.offset + l);
-    let inline = |w: &Want| w.len.is_some_and(|l| l <= INLINE_MAX);
+    let mut cut = Cutter {
+        wants,
+        pos: base,
+        i: 0,
+        cur: None,
+        batch: vec![],
+        batch_bytes: 0,
+    };
     while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
+        match chunk {
+            Ok(c) => cut.feed(&c, sink).await?,
             Err(e) => {
-                if let Some(Cur::File(p)) = cur.take() {
-                    p.discard();
-                }
-                sink.flush(&mut batch, &mut batch_bytes).await;
+                cut.end(sink, true).await?;
                 return Err(r.map_err(&e, rel));
             }
-        };
-        let mut at = 0usize;
-        while at < chunk.len() && i < wants.len() {
-            let w = &wants[i];
-            let left = chunk.len() - at;
-            if pos < w.offset {
-                // Gap between wanted objects of a coalesced range: skip it.
-                let skip = usize::try_from(w.offset - pos).map_or(left, |g| g.min(left));
-                at += skip;
-                pos += skip as u64;
-                continue;
-            }
-            let end = end_of(w);
-            let take = usize::try_from(end - pos).map_or(left, |g| g.min(left));
-            let piece = chunk.slice(at..at + take);
-            at += take;
-            pos += take as u64;
-            match cur.as_mut() {
-                None if pos == end && inline(w) => {
-                    // The whole object is in this chunk: no copy.
-                    batch_bytes += piece.len();
-                    batch.push((w.hash.clone(), piece));
-                }
-                None if inline(w) => {
-                    let cap = usize::try_from(w.len.unwrap_or(0)).unwrap_or(0);
-                    let mut m = bytes::BytesMut::with_capacity(cap);
-                    m.extend_from_slice(&piece);
-                    cur = Some(Cur::Mem(m));
-                }
-                None => {
-                    let mut p = sink.placer.begin()?;
-                    p.write(&piece)?;
-                    cur = Some(Cur::File(p));
-                }
-                Some(Cur::Mem(m)) => m.extend_from_slice(&piece),
-                Some(Cur::File(p)) => p.write(&piece)?,
-            }
-            if pos == end {
-                match cur.take() {
-                    Some(Cur::Mem(m)) => {
-                        batch_bytes += m.len();
-                        batch.push((w.hash.clone(), m.freeze()));
-                    }
-                    Some(Cur::File(p)) => sink.one(w.hash.clone(), sink.placer.finish(p, &w.hash)?),
-                    None => {}
-                }
-                i += 1;
-            }
-            if batch_bytes >= BATCH {
-                sink.flush(&mut batch, &mut batch_bytes).await;
-            }
         }
-        if i >= wants.len() {
+        if cut.done() {
             break;
         }
     }
-    sink.flush(&mut batch, &mut batch_bytes).await;
-    let mut rest = Outcome::default();
-    match cur.take() {
-        // A loose object of unknown size ends with the stream.
-        Some(Cur::File(p)) if wants[i].len.is_none() => {
-            rest.add(
-                wants[i].hash.clone(),
-                sink.placer.finish(p, &wants[i].hash)?,
-            );
-            i += 1;
-        }
-        Some(c) => {
-            if let Cur::File(p) = c {
-                p.discard();
-            }
-            rest.add(wants[i].hash.clone(), Got::Corrupt); // truncated on the remote
-            i += 1;
-        }
-        None => {}
-    }
-    for w in &wants[i.min(wants.len())..] {
-        rest.add(w.hash.clone(), Got::Missing); // past the end of what the remote holds
-    }
-    if rest.stored + rest.problems.len() as u64 > 0 {
-        sink.send(Ok(rest));
-    }
-    Ok(())
+    cut.end(sink, false).await
 }
 
 /// Fetch a small key whole into memory and check it hashes to `hash` (manifests for
