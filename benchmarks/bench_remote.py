@@ -156,7 +156,7 @@ def make_tree(root: Path, kind: str) -> int:
 
 def change_one_file(project: Path) -> None:
     """Give the tree's first file new content (through a new inode, as a tool's output would)."""
-    first = project / "data" / "d000" / "f0000000"
+    first = next((project / "data").rglob("f0000000"))
     first.unlink()
     first.write_bytes(os.urandom(4096))
 
