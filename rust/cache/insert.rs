@@ -64,7 +64,7 @@ fn changed(path: &Path) -> Error {
 }
 
 /// Whether an existing object's bytes still hash to its name (one read of the object).
-fn object_intact(obj: &Path, h: &str) -> bool {
+pub(crate) fn object_intact(obj: &Path, h: &str) -> bool {
     let Ok(mut f) = File::open(obj) else {
         return false;
     };

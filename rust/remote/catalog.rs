@@ -23,7 +23,7 @@ pub struct Loc {
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     packs: Vec<String>,
-    map: HashMap<[u8; 32], Loc>,
+    map: HashMap<[u8; 32], Loc, packidx::NameBuild>,
     /// Indexes that failed their check ("<key>: <why>"): ignored, so their objects count as
     /// absent and a push publishes them again in a new pack.
     pub bad: Vec<String>,

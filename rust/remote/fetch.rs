@@ -14,11 +14,13 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::catalog::Catalog;
 use super::packidx;
-use super::transfer::{self, Got, Want};
+use super::place::Placer;
+use super::transfer::{self, Got, Job, Outcome, Sink, Want};
 use super::{progress_add, progress_reset, Remote, LOOSE_MIN};
 use crate::cache::insert::write_object;
 use crate::cache::Cache;
 use crate::error::{Error, Result};
+use crate::index::Index;
 use crate::manifest::Manifest;
 
 /// Holes up to this size between wanted objects of one pack are read rather than split.
@@ -45,8 +47,65 @@ pub struct FetchReport {
     pub corrupt: Vec<Problem>,
 }
 
-pub fn fetch(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> Result<FetchReport> {
-    r.block_on(fetch_async(r, cache_dir, items))
+/// Fetch `items` into the cache at `cache_dir`. With `state_dir`, every object fetched is
+/// recorded in that project's stat index (`place`), so the checkout that follows does not read
+/// it again.
+pub fn fetch(
+    r: &Remote,
+    cache_dir: &Path,
+    items: &[(String, bool)],
+    state_dir: Option<&Path>,
+) -> Result<FetchReport> {
+    for (h, _) in items {
+        if !crate::hash::is_hex64(h) {
+            return Err(Error::Invalid {
+                path: cache_dir.into(),
+                msg: format!("{h:?} is not a 64-hex blake3 hash"),
+            });
+        }
+    }
+    crate::hash::ensure_pool();
+    let cache = Cache::new(cache_dir);
+    cache.prepare()?;
+    let idx = state_dir.map(Index::load);
+    let placer = Placer::new(&cache, idx.as_ref());
+    let budget = tokio::sync::Semaphore::new(transfer::BUDGET);
+    let rep = with_writers(&placer, &budget, |ctx| {
+        r.block_on(fetch_async(r, &cache, items, ctx))
+    })?;
+    if rep.fetched > 0 {
+        cache.sync_fs()?;
+        // Only now: the index must never vouch for an object whose bytes are not on disk.
+        if let Some(i) = &idx {
+            crate::index::save_quietly(i);
+        }
+    }
+    Ok(rep)
+}
+
+/// What a fetch's downloads share (a `Sink` is made from it per batch of requests).
+pub struct Ctx<'a, 'j> {
+    pub placer: &'j Placer<'j>,
+    pub spawn: &'a (dyn Fn(Job<'j>) + Sync),
+    pub budget: &'j tokio::sync::Semaphore,
+}
+
+/// Run `f` with writer threads: the network runs on this thread (`block_on` inside `f`), the
+/// objects it cuts out are written by the hashing pool's threads, so neither waits for the
+/// other; every job has ended when this returns.
+fn with_writers<'j, R>(
+    placer: &'j Placer<'j>,
+    budget: &'j tokio::sync::Semaphore,
+    f: impl FnOnce(&Ctx<'_, 'j>) -> R,
+) -> R {
+    rayon::in_place_scope(|s: &rayon::Scope<'j>| {
+        let spawn = |j: Job<'j>| s.spawn(move |_| j());
+        f(&Ctx {
+            placer,
+            spawn: &spawn,
+            budget,
+        })
+    })
 }
 
 fn local_ok(cache: &Cache, h: &str, size: Option<u64>) -> bool {
@@ -59,20 +118,10 @@ fn local_ok(cache: &Cache, h: &str, size: Option<u64>) -> bool {
 
 async fn fetch_async(
     r: &Remote,
-    cache_dir: &Path,
+    cache: &Cache,
     items: &[(String, bool)],
+    ctx: &Ctx<'_, '_>,
 ) -> Result<FetchReport> {
-    for (h, _) in items {
-        if !crate::hash::is_hex64(h) {
-            return Err(Error::Invalid {
-                path: cache_dir.into(),
-                msg: format!("{h:?} is not a 64-hex blake3 hash"),
-            });
-        }
-    }
-    let cache = Cache::new(cache_dir);
-    let cache = &cache;
-    cache.prepare()?;
     let cat = if r.check_format(false).await? {
         r.catalog().await?
     } else {
@@ -88,17 +137,17 @@ async fn fetch_async(
         .map(|h| ((*h).clone(), None))
         .collect();
     progress_reset(need.len() as u64);
-    let got = fetch_objects(r, &cat, cache, need).await?;
+    let got = fetch_objects(r, &cat, cache, need, ctx).await?;
+    rep.fetched += got.stored;
+    rep.bytes += got.bytes;
     let mut bad_dirs: HashSet<String> = HashSet::new();
-    for (h, g) in got {
+    for (h, g) in got.problems {
         tally(&mut rep, &h, g, None);
-        if !matches!(g, Got::Stored(_)) {
-            bad_dirs.insert(h);
-        }
+        bad_dirs.insert(h);
     }
 
     // 2. Files: of file items and of every directory whose manifest is now local.
-    let mut seen: HashSet<[u8; 32]> = HashSet::new();
+    let mut seen = packidx::NameSet::default();
     let mut wants: Vec<(String, Option<u64>)> = vec![];
     let mut want = |h: &str, size: Option<u64>, wants: &mut Vec<_>, rep: &mut FetchReport| {
         if let Some(raw) = packidx::raw(h) {
@@ -130,25 +179,14 @@ async fn fetch_async(
             Err(e) => return Err(e),
         }
     }
+    drop(seen);
     progress_reset(wants.len() as u64);
-    let got = fetch_objects(r, &cat, cache, wants).await?;
-    let mut problems: HashMap<String, Got> = HashMap::new();
-    for (h, g) in got {
-        match g {
-            Got::Stored(b) => {
-                rep.fetched += 1;
-                rep.bytes += b;
-            }
-            other => {
-                problems.insert(h, other);
-            }
-        }
-    }
+    let got = fetch_objects(r, &cat, cache, wants, ctx).await?;
+    rep.fetched += got.stored;
+    rep.bytes += got.bytes;
+    let problems: HashMap<String, Got> = got.problems.into_iter().collect();
     if !problems.is_empty() {
         name_problems(cache, &dirs, &bad_dirs, &problems, &mut rep);
-    }
-    if rep.fetched > 0 {
-        cache.sync_fs()?;
     }
     rep.missing
         .sort_by(|a, b| (&a.hash, &a.path).cmp(&(&b.hash, &b.path)));
@@ -241,14 +279,14 @@ struct Req {
     wants: Vec<Want>,
 }
 
-/// Fetch `wants` (hash, size if known); one outcome per object.
-pub async fn fetch_objects(
-    r: &Remote,
+/// The requests that fetch `wants`: pack members grouped per pack, neighbours coalesced into
+/// range reads; objects needing no request (empty, or known absent) go straight to `out`.
+fn plan(
     cat: &Catalog,
     cache: &Cache,
     wants: Vec<(String, Option<u64>)>,
-) -> Result<Vec<(String, Got)>> {
-    let mut out = vec![];
+    out: &mut Outcome,
+) -> Result<Vec<Req>> {
     let mut by_pack: HashMap<u32, Vec<(u64, u64, String)>> = HashMap::new();
     let mut reqs: Vec<Req> = vec![];
     for (h, size) in wants {
@@ -256,7 +294,8 @@ pub async fn fetch_objects(
         if let Some((_, loc)) = cat.get(&raw) {
             if loc.len == 0 {
                 // Empty objects need no request (and some stores refuse empty ranges).
-                out.push((h.clone(), store_empty(cache, &h)?));
+                let g = store_empty(cache, &h)?;
+                out.add(h, g);
                 continue;
             }
             by_pack
@@ -265,7 +304,7 @@ pub async fn fetch_objects(
                 .push((loc.offset, loc.len, h));
         } else if size.is_some_and(|s| s < LOOSE_MIN) {
             // Format 1 keeps small objects in packs only: no request can find it.
-            out.push((h, Got::Missing));
+            out.add(h, Got::Missing);
         } else {
             reqs.push(Req {
                 rel: Remote::object_key(&h),
@@ -308,24 +347,64 @@ pub async fn fetch_objects(
         }
         reqs.extend(cur);
     }
-    let done: Vec<Vec<(String, Got)>> = futures::stream::iter(reqs)
-        .map(|q| async move {
-            let got = transfer::download(r, &q.rel, q.range.clone(), &q.wants, cache).await?;
-            let mut n = 0;
-            let mut b = 0;
-            for g in &got {
-                if let Got::Stored(x) = g {
-                    n += 1;
-                    b += x;
+    Ok(reqs)
+}
+
+/// Fetch `wants` (hash, size if known): stored objects are counted, the others named.
+pub async fn fetch_objects(
+    r: &Remote,
+    cat: &Catalog,
+    cache: &Cache,
+    wants: Vec<(String, Option<u64>)>,
+    ctx: &Ctx<'_, '_>,
+) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    let reqs = plan(cat, cache, wants, &mut out)?;
+    progress_add(out.stored, out.bytes, 0);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<Outcome>>();
+    let sink = Sink {
+        placer: ctx.placer,
+        spawn: ctx.spawn,
+        budget: ctx.budget,
+        tx,
+    };
+    // Outcomes are counted as they arrive (progress) while the requests run; the channel
+    // closes when the requests are done and the last writer job has reported.
+    let requests = async move {
+        let sink = sink;
+        let outcome = futures::stream::iter(reqs)
+            .map(|q| {
+                let sink = &sink;
+                async move { transfer::download(r, &q.rel, q.range.clone(), &q.wants, sink).await }
+            })
+            .buffer_unordered(r.jobs)
+            .try_collect::<Vec<()>>()
+            .await;
+        drop(sink);
+        outcome
+    };
+    let count = async {
+        let mut first_err = None;
+        while let Some(o) = rx.recv().await {
+            match o {
+                Ok(o) => {
+                    progress_add(o.stored, o.bytes, 0);
+                    out.stored += o.stored;
+                    out.bytes += o.bytes;
+                    out.problems.extend(o.problems);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
                 }
             }
-            progress_add(n, b, 0);
-            Ok::<_, Error>(q.wants.into_iter().map(|w| w.hash).zip(got).collect())
-        })
-        .buffer_unordered(r.jobs)
-        .try_collect()
-        .await?;
-    out.extend(done.into_iter().flatten());
+        }
+        first_err
+    };
+    let (sent, written) = futures::join!(requests, count);
+    sent?;
+    if let Some(e) = written {
+        return Err(e);
+    }
     Ok(out)
 }
 
@@ -466,7 +545,7 @@ mod tests {
         push(&r, dir.path(), &[(dh.clone(), true)]).unwrap();
         let fresh = tempfile::tempdir().unwrap();
         let r2 = Remote::with_store(&config("mem"), r.store.clone(), "pfx".into(), None);
-        let rep = fetch(&r2, fresh.path(), &[(dh.clone(), true)]).unwrap();
+        let rep = fetch(&r2, fresh.path(), &[(dh.clone(), true)], None).unwrap();
         assert!(rep.missing.is_empty() && rep.corrupt.is_empty(), "{rep:?}");
         assert_eq!(rep.fetched, 5);
         let m = Cache::new(fresh.path()).read_manifest(&dh).unwrap();
@@ -475,7 +554,7 @@ mod tests {
             assert_eq!(crate::hash::hash_file(&p).unwrap(), e.hash);
         }
         // Again: nothing to do.
-        let rep = fetch(&r2, fresh.path(), &[(dh, true)]).unwrap();
+        let rep = fetch(&r2, fresh.path(), &[(dh, true)], None).unwrap();
         assert_eq!((rep.fetched, rep.skipped), (0, 4));
     }
 
@@ -494,7 +573,7 @@ mod tests {
         r.block_on(r.store.put(&r.key(&rel), data.into())).unwrap();
         let fresh = tempfile::tempdir().unwrap();
         let r2 = Remote::with_store(&config("mem"), r.store.clone(), "pfx".into(), None);
-        let rep = fetch(&r2, fresh.path(), &[(dh.clone(), true)]).unwrap();
+        let rep = fetch(&r2, fresh.path(), &[(dh.clone(), true)], None).unwrap();
         assert_eq!(rep.fetched, 2, "the manifest and the intact file");
         assert_eq!(
             rep.corrupt,
@@ -541,7 +620,7 @@ mod tests {
         let p = object(fresh.path(), &n[0]);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, b"compl").unwrap();
-        let rep = fetch(&r, fresh.path(), &[(dh, true)]).unwrap();
+        let rep = fetch(&r, fresh.path(), &[(dh, true)], None).unwrap();
         assert_eq!(rep.fetched, 2, "{rep:?}");
         assert_eq!(std::fs::read(&p).unwrap(), b"complete content");
     }
@@ -560,7 +639,7 @@ mod tests {
         bad[last] ^= 1;
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, &bad).unwrap();
-        let rep = fetch(&r, fresh.path(), &[(dh, true)]).unwrap();
+        let rep = fetch(&r, fresh.path(), &[(dh, true)], None).unwrap();
         assert!(rep.corrupt.is_empty() && rep.missing.is_empty(), "{rep:?}");
         assert_eq!(std::fs::read(&p).unwrap(), good);
     }
@@ -570,7 +649,13 @@ mod tests {
         let r = memory_remote();
         let fresh = tempfile::tempdir().unwrap();
         let h = crate::hash::hash_bytes(b"nowhere");
-        let rep = fetch(&r, fresh.path(), &[(h.clone(), false), (h.clone(), true)]).unwrap();
+        let rep = fetch(
+            &r,
+            fresh.path(),
+            &[(h.clone(), false), (h.clone(), true)],
+            None,
+        )
+        .unwrap();
         assert_eq!(rep.missing.len(), 2);
         assert_eq!(rep.fetched, 0);
     }

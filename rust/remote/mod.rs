@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod fetch;
 pub mod packidx;
+pub mod place;
 pub mod push;
 pub mod runs;
 pub mod transfer;

@@ -125,17 +125,54 @@ pub fn id_of_name(name: &str) -> Option<&str> {
     crate::hash::is_hex64(id).then_some(id)
 }
 
-/// Raw 32-byte hash of a 64-hex name (None if malformed).
+/// Raw 32-byte hash of a 64-hex name (None if malformed: not 64 lowercase hex digits).
 pub fn raw(hex: &str) -> Option<[u8; 32]> {
-    if !crate::hash::is_hex64(hex) {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let b = hex.as_bytes();
+    if b.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (nibble(b[2 * i])? << 4) | nibble(b[2 * i + 1])?;
     }
     Some(out)
 }
+
+/// Hasher for maps keyed by raw object names: the names are blake3 outputs, uniformly
+/// distributed, so their first 8 bytes are already a good hash (`SipHash` of 32 bytes cost
+/// more than the rest of a no-change push's per-object work). Not for keys an adversary picks
+/// to collide: object names are content hashes.
+#[derive(Default, Clone, Copy)]
+pub struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut a = [0u8; 8];
+        let n = bytes.len().min(8);
+        a[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(a);
+    }
+    #[inline]
+    fn write_usize(&mut self, _len: usize) {
+        // The length prefix of a slice: every key is 32 bytes.
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type NameBuild = std::hash::BuildHasherDefault<NameHasher>;
+/// A set of raw object names.
+pub type NameSet = std::collections::HashSet<[u8; 32], NameBuild>;
 
 /// Objects of `order` that appear twice (a caller bug; packs never hold duplicates).
 #[cfg(test)]
@@ -195,5 +232,17 @@ mod tests {
         assert_eq!(id_of_name("foo.idx"), None);
         assert_eq!(crate::hash::hex(&blake3::Hash::from(raw(&x).unwrap())), x);
         assert!(has_duplicates(&[(h(1), 1), (h(1), 1)]));
+        assert_eq!(raw(&"AB".repeat(32)), None, "names are lowercase");
+        assert_eq!(raw(&"ab".repeat(31)), None);
+        assert_eq!(raw(&format!("{}g", "a".repeat(63))), None);
+    }
+
+    #[test]
+    fn name_sets_tell_names_apart() {
+        let mut s = NameSet::default();
+        let a = raw(&crate::hash::hash_bytes(b"a")).unwrap();
+        let b = raw(&crate::hash::hash_bytes(b"b")).unwrap();
+        assert!(s.insert(a) && s.insert(b) && !s.insert(a));
+        assert!(s.contains(&a) && s.contains(&b) && s.len() == 2);
     }
 }

@@ -10,7 +10,6 @@
 //! (indexes are the only way into a pack); a re-push finds the pack by name and only writes
 //! its index.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use futures::{StreamExt, TryStreamExt};
@@ -42,21 +41,25 @@ pub fn push(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> Result<Pu
     r.block_on(push_async(r, cache_dir, items))
 }
 
+/// A raw object name (the 32 bytes of its blake3), to keep 10^6-file pushes compact.
+type Raw = [u8; 32];
+
+fn hex(raw: &Raw) -> String {
+    crate::hash::hex(&blake3::Hash::from(*raw))
+}
+
 async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> Result<PushReport> {
     let cache = Cache::new(cache_dir);
     r.check_format(true).await?;
-    r.catalog().await?;
+    let cat = r.catalog().await?;
     let mut report = PushReport::default();
-    let mut seen: HashSet<[u8; 32]> = HashSet::new();
-    let mut files: Vec<String> = vec![];
-    let mut dirs: Vec<(String, Vec<String>)> = vec![];
-    let mut add = |h: &str, files: &mut Vec<String>| {
-        if let Some(raw) = packidx::raw(h) {
-            if seen.insert(raw) {
-                files.push(h.to_string());
-            }
-        }
-    };
+    // Objects the remote's indexes already list are skipped without touching the local cache:
+    // a no-change push reads the manifests and the index set, and stats nothing.
+    let mut seen = packidx::NameSet::default();
+    let mut files: Vec<Raw> = vec![];
+    let mut skipped = 0u64;
+    // Directories, with those of their files the remote does not have yet.
+    let mut dirs: Vec<(String, Vec<Raw>)> = vec![];
     for (h, is_dir) in items {
         if !crate::hash::is_hex64(h) {
             return Err(Error::Invalid {
@@ -65,52 +68,77 @@ async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> R
             });
         }
         if !*is_dir {
-            add(h, &mut files);
+            let raw = packidx::raw(h).expect("validated hash");
+            if seen.insert(raw) {
+                if cat.contains(&raw) {
+                    skipped += 1;
+                } else {
+                    files.push(raw);
+                }
+            }
             continue;
         }
         match cache.read_manifest(h) {
             Ok(m) => {
                 let mut names = vec![];
                 for e in m.entries.iter().filter(|e| e.link.is_none()) {
-                    add(&e.hash, &mut files);
-                    names.push(e.hash.clone());
+                    let Some(raw) = packidx::raw(&e.hash) else {
+                        continue;
+                    };
+                    if cat.contains(&raw) {
+                        if seen.insert(raw) {
+                            skipped += 1;
+                        }
+                        continue;
+                    }
+                    names.push(raw);
+                    if seen.insert(raw) {
+                        files.push(raw);
+                    }
                 }
+                names.shrink_to_fit();
                 dirs.push((h.clone(), names));
             }
             Err(Error::CacheMissing { .. }) => report.missing.push(h.clone()),
             Err(e) => return Err(e),
         }
     }
-    progress_reset((files.len() + dirs.len()) as u64);
+    drop(seen);
+    drop(cat);
+    progress_reset((files.len() as u64) + skipped + dirs.len() as u64);
+    report.skipped += skipped;
+    progress_add(0, 0, skipped);
     let (present, missing) = local_sizes(&cache, &files)?;
-    let missing_set: HashSet<&String> = missing.iter().collect();
+    drop(files);
+    let missing_set: packidx::NameSet = missing.iter().copied().collect();
     publish(r, &cache, present, &mut report).await?;
     let mut manifests = vec![];
     for (h, names) in &dirs {
         if names.iter().any(|n| missing_set.contains(n)) {
             report.incomplete.push(h.clone());
         } else {
-            manifests.push(h.clone());
+            manifests.push(packidx::raw(h).expect("validated hash"));
         }
     }
+    drop(dirs);
     let (present_m, _) = local_sizes(&cache, &manifests)?;
     publish(r, &cache, present_m, &mut report).await?;
-    report.missing.extend(missing);
+    report.missing.extend(missing.iter().map(hex));
     report.missing.sort();
     report.missing.dedup();
     Ok(report)
 }
 
-/// (hash, size) of the objects present in the cache, and the names of those absent.
-type Sizes = (Vec<(String, u64)>, Vec<String>);
+/// (name, size) of the objects present in the cache, and the names of those absent.
+type Sizes = (Vec<(Raw, u64)>, Vec<Raw>);
 
-fn local_sizes(cache: &Cache, hashes: &[String]) -> Result<Sizes> {
+fn local_sizes(cache: &Cache, hashes: &[Raw]) -> Result<Sizes> {
     let mut present = Vec::with_capacity(hashes.len());
     let mut missing = vec![];
     for h in hashes {
-        match std::fs::metadata(cache.object_path(h)?) {
-            Ok(m) if m.is_file() => present.push((h.clone(), m.len())),
-            _ => missing.push(h.clone()),
+        match std::fs::metadata(cache.object_path(&hex(h))?) {
+            Ok(m) if m.is_file() => present.push((*h, m.len())),
+            _ => missing.push(*h),
         }
     }
     Ok((present, missing))
@@ -121,15 +149,14 @@ fn local_sizes(cache: &Cache, hashes: &[String]) -> Result<Sizes> {
 async fn publish(
     r: &Remote,
     cache: &Cache,
-    objs: Vec<(String, u64)>,
+    objs: Vec<(Raw, u64)>,
     report: &mut PushReport,
 ) -> Result<()> {
     let cat = r.catalog().await?;
     let mut small = vec![];
     let mut big = vec![];
     for (h, len) in objs {
-        let raw = packidx::raw(&h).expect("validated hash");
-        if cat.contains(&raw) {
+        if cat.contains(&h) {
             report.skipped += 1;
             progress_add(0, 0, 1);
         } else if len < LOOSE_MIN {
@@ -140,9 +167,9 @@ async fn publish(
     }
     drop(cat);
     // Loose objects first ask the remote (one HEAD each, in parallel): only big ones are loose.
-    let heads: Vec<(String, u64, bool)> = futures::stream::iter(big)
+    let heads: Vec<(Raw, u64, bool)> = futures::stream::iter(big)
         .map(|(h, len)| async move {
-            let there = r.exists(&Remote::object_key(&h)).await?;
+            let there = r.exists(&Remote::object_key(&hex(&h))).await?;
             Ok::<_, Error>((h, len, there))
         })
         .buffer_unordered(r.jobs)
@@ -157,7 +184,7 @@ async fn publish(
             jobs.push(Job::Loose(h, len));
         }
     }
-    let mut pack: Vec<(String, u64)> = vec![];
+    let mut pack: Vec<(Raw, u64)> = vec![];
     let mut size = 0;
     for (h, len) in small {
         size += len;
@@ -184,14 +211,15 @@ async fn publish(
 }
 
 enum Job {
-    Loose(String, u64),
-    Pack(Vec<(String, u64)>),
+    Loose(Raw, u64),
+    Pack(Vec<(Raw, u64)>),
 }
 
-fn source(cache: &Cache, h: &str, len: u64) -> Result<Source> {
+fn source(cache: &Cache, h: &Raw, len: u64) -> Result<Source> {
+    let hash = hex(h);
     Ok(Source {
-        hash: h.to_string(),
-        path: cache.object_path(h)?,
+        path: cache.object_path(&hash)?,
+        hash,
         len,
     })
 }
@@ -200,7 +228,7 @@ async fn run_job(r: &Remote, cache: &Cache, job: Job) -> Result<(u64, u64)> {
     match job {
         Job::Loose(h, len) => {
             let src = vec![source(cache, &h, len)?];
-            let rel = Remote::object_key(&h);
+            let rel = Remote::object_key(&hex(&h));
             transfer::upload(r, &rel, src, len).await?;
             r.make_durable(&rel)?;
             kill_point("remote_object_put");
@@ -208,11 +236,7 @@ async fn run_job(r: &Remote, cache: &Cache, job: Job) -> Result<(u64, u64)> {
             Ok((1, len))
         }
         Job::Pack(objs) => {
-            let order: Vec<([u8; 32], u64)> = objs
-                .iter()
-                .map(|(h, l)| (packidx::raw(h).expect("validated hash"), *l))
-                .collect();
-            let (idx_bytes, id, _) = packidx::build(&order);
+            let (idx_bytes, id, _) = packidx::build(&objs);
             let total: u64 = objs.iter().map(|(_, l)| l).sum();
             let idx_rel = format!("index/{id}.idx");
             if !r.exists(&idx_rel).await? {

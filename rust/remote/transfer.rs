@@ -3,11 +3,12 @@
 //! Upload: a blocking reader concatenates cache objects into fixed-size parts, re-hashing
 //! every object as it is read (a mismatch aborts the upload, naming the object), and hands the
 //! parts over a one-slot channel to a multipart upload with a few parts in flight. Download: one
-//! (range) GET is cut into objects as the bytes arrive, each streamed into a temp file in the
-//! cache while hashed and renamed into place only when its hash equals its name.
+//! (range) GET is cut into objects as the bytes arrive; small ones are handed in batches to the
+//! fetch's writer threads, big ones stream into their file; every object is hashed and named
+//! in the cache only when its hash equals its name (`place`).
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -15,11 +16,8 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use object_store::{GetOptions, GetRange, ObjectStoreExt, PutPayload};
 
+use super::place::{Pending, Placer};
 use super::{Remote, PART};
-use crate::atomic;
-use crate::cache::insert::place_temp;
-use crate::cache::link::{self, OBJECT_MODE};
-use crate::cache::Cache;
 use crate::error::{Error, IoContext, RemoteKind, Result};
 use crate::hash::read_full;
 
@@ -187,136 +185,256 @@ pub enum Got {
     Missing,
 }
 
-/// A cache object being written: temp file in `files/`, hashed as written. Dropped without
-/// being placed (a verification failure, a write error such as a full disk, or the transfer
-/// abandoned because another one failed) it removes its temp file, so a failed fetch leaves
-/// neither a partial object nor the space it took.
-struct Incoming {
-    tmp: PathBuf,
-    file: Option<File>,
-    hasher: blake3::Hasher,
-    written: u64,
-    /// The temp was renamed into the cache: nothing left to remove.
-    placed: bool,
+/// Objects up to this size are cut out of a response into memory and written by the fetch's
+/// writer threads; bigger ones stream into their file as the bytes arrive.
+pub const INLINE_MAX: u64 = 1 << 20;
+/// In-memory objects are handed to a writer in batches of about this many bytes.
+const BATCH: usize = 1 << 20;
+
+/// Work handed off the network thread.
+pub type Job<'s> = Box<dyn FnOnce() + Send + 's>;
+
+/// What a batch of objects came to: stored objects are only counted; the others are named.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub stored: u64,
+    pub bytes: u64,
+    pub problems: Vec<(String, Got)>,
 }
 
-impl Incoming {
-    fn new(cache: &Cache) -> Result<Incoming> {
-        let tmp = atomic::temp_path_in(&cache.files);
-        let file = link::create_new(&tmp, OBJECT_MODE).at(&tmp)?;
-        Ok(Incoming {
-            tmp,
-            file: Some(file),
-            hasher: blake3::Hasher::new(),
-            written: 0,
-            placed: false,
-        })
-    }
-
-    fn write(&mut self, b: &[u8]) -> Result<()> {
-        self.hasher.update(b);
-        self.written += b.len() as u64;
-        let file = self.file.as_mut().expect("open until finished");
-        file.write_all(b).at(&self.tmp)
-    }
-
-    /// Verify and move into place as the cache's insert does (`place_temp`: an intact object
-    /// already there is kept, a damaged one replaced); a mismatch reports Corrupt (the temp
-    /// goes with `self`).
-    fn finish(mut self, cache: &Cache, hash: &str) -> Result<Got> {
-        drop(self.file.take());
-        if self.hasher.finalize().to_hex().as_str() != hash {
-            return Ok(Got::Corrupt);
+impl Outcome {
+    pub fn add(&mut self, hash: String, g: Got) {
+        match g {
+            Got::Stored(b) => {
+                self.stored += 1;
+                self.bytes += b;
+            }
+            other => self.problems.push((hash, other)),
         }
-        let res = place_temp(cache, &self.tmp, hash, self.written, "fetch_object_write");
-        self.placed = matches!(res, Ok(true));
-        res.map(|_| Got::Stored(self.written))
     }
 }
 
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        if !self.placed {
-            drop(self.file.take());
-            let _ = std::fs::remove_file(&self.tmp);
+/// Where `download` puts what it fetched: verified objects go into the cache through `placer`
+/// on the jobs `spawn` runs (the fetch's writer threads; inline in tests); every outcome is
+/// sent on `tx`, which closes once the last job holding it ends.
+pub struct Sink<'a, 'j> {
+    pub placer: &'j Placer<'j>,
+    pub spawn: &'a (dyn Fn(Job<'j>) + Sync),
+    /// Bytes cut out of responses and not yet written (bounds a fetch's memory).
+    pub budget: &'j tokio::sync::Semaphore,
+    pub tx: tokio::sync::mpsc::UnboundedSender<Result<Outcome>>,
+}
+
+/// Bytes a fetch may hold in memory waiting for its writers (`Sink::budget`).
+pub const BUDGET: usize = 64 << 20;
+
+impl Sink<'_, '_> {
+    fn send(&self, o: Result<Outcome>) {
+        // The receiver outlives every sender (it drains them all); a send cannot fail.
+        let _ = self.tx.send(o);
+    }
+
+    fn one(&self, hash: String, g: Got) {
+        let mut o = Outcome::default();
+        o.add(hash, g);
+        self.send(Ok(o));
+    }
+
+    /// Hand a batch of complete in-memory objects to a writer (waits for memory budget).
+    async fn flush(&self, batch: &mut Vec<(String, Bytes)>, bytes: &mut usize) {
+        if batch.is_empty() {
+            return;
         }
+        let n = u32::try_from((*bytes).min(BUDGET)).unwrap_or(u32::MAX);
+        let permit = self.budget.acquire_many(n).await.ok();
+        let items = std::mem::take(batch);
+        *bytes = 0;
+        let placer = self.placer;
+        let tx = self.tx.clone();
+        (self.spawn)(Box::new(move || {
+            let _permit = permit;
+            let mut o = Outcome::default();
+            let mut res = Ok(());
+            for (h, data) in items {
+                match placer.store(&h, &data) {
+                    Ok(g) => o.add(h, g),
+                    Err(e) => {
+                        res = Err(e);
+                        break;
+                    }
+                }
+            }
+            let _ = tx.send(res.map(|()| o));
+        }));
+    }
+}
+
+/// An object being cut out of a response.
+enum Cur {
+    Mem(bytes::BytesMut),
+    File(Box<Pending>),
+}
+
+/// Cuts one response into the objects it holds, in order.
+struct Cutter<'w> {
+    wants: &'w [Want],
+    pos: u64, // offset (in the key) of the next byte of the stream
+    i: usize, // current want
+    cur: Option<Cur>,
+    batch: Vec<(String, Bytes)>,
+    batch_bytes: usize,
+}
+
+impl Cutter<'_> {
+    fn done(&self) -> bool {
+        self.i >= self.wants.len()
+    }
+
+    /// Take the objects (or parts of them) in `chunk`.
+    async fn feed(&mut self, chunk: &Bytes, sink: &Sink<'_, '_>) -> Result<()> {
+        let inline = |w: &Want| w.len.is_some_and(|l| l <= INLINE_MAX);
+        let mut at = 0usize;
+        while at < chunk.len() && !self.done() {
+            let w = &self.wants[self.i];
+            let left = chunk.len() - at;
+            if self.pos < w.offset {
+                // Gap between wanted objects of a coalesced range: skip it.
+                let skip = usize::try_from(w.offset - self.pos).map_or(left, |g| g.min(left));
+                at += skip;
+                self.pos += skip as u64;
+                continue;
+            }
+            let end = w.len.map_or(u64::MAX, |l| w.offset + l);
+            let take = usize::try_from(end - self.pos).map_or(left, |g| g.min(left));
+            let piece = chunk.slice(at..at + take);
+            at += take;
+            self.pos += take as u64;
+            match self.cur.as_mut() {
+                None if self.pos == end && inline(w) => {
+                    // The whole object is in this chunk: no copy.
+                    self.batch_bytes += piece.len();
+                    self.batch.push((w.hash.clone(), piece));
+                }
+                None if inline(w) => {
+                    let cap = usize::try_from(w.len.unwrap_or(0)).unwrap_or(0);
+                    let mut m = bytes::BytesMut::with_capacity(cap);
+                    m.extend_from_slice(&piece);
+                    self.cur = Some(Cur::Mem(m));
+                }
+                None => {
+                    let mut p = sink.placer.begin()?;
+                    p.write(&piece)?;
+                    self.cur = Some(Cur::File(Box::new(p)));
+                }
+                Some(Cur::Mem(m)) => m.extend_from_slice(&piece),
+                Some(Cur::File(p)) => p.write(&piece)?,
+            }
+            if self.pos == end {
+                match self.cur.take() {
+                    Some(Cur::Mem(m)) => {
+                        self.batch_bytes += m.len();
+                        self.batch.push((w.hash.clone(), m.freeze()));
+                    }
+                    Some(Cur::File(p)) => {
+                        sink.one(w.hash.clone(), sink.placer.finish(*p, &w.hash)?);
+                    }
+                    None => {}
+                }
+                self.i += 1;
+            }
+            if self.batch_bytes >= BATCH {
+                sink.flush(&mut self.batch, &mut self.batch_bytes).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream ended (or failed): hand over what is complete and settle the rest.
+    async fn end(mut self, sink: &Sink<'_, '_>, failed: bool) -> Result<()> {
+        sink.flush(&mut self.batch, &mut self.batch_bytes).await;
+        let mut rest = Outcome::default();
+        let mut i = self.i;
+        match self.cur.take() {
+            // A loose object of unknown size ends with the stream.
+            Some(Cur::File(p)) if !failed && self.wants[i].len.is_none() => {
+                let h = &self.wants[i].hash;
+                rest.add(h.clone(), sink.placer.finish(*p, h)?);
+                i += 1;
+            }
+            Some(c) => {
+                if let Cur::File(p) = c {
+                    drop(p); // a named temp goes with it
+                }
+                if failed {
+                    return Ok(());
+                }
+                rest.add(self.wants[i].hash.clone(), Got::Corrupt); // truncated on the remote
+                i += 1;
+            }
+            None if failed => return Ok(()),
+            None => {}
+        }
+        for w in &self.wants[i.min(self.wants.len())..] {
+            rest.add(w.hash.clone(), Got::Missing); // past the end of what the remote holds
+        }
+        if rest.stored + rest.problems.len() as u64 > 0 {
+            sink.send(Ok(rest));
+        }
+        Ok(())
     }
 }
 
 /// GET `rel` (bytes `range`, or all of it) and store the `wants` it holds (sorted by offset,
-/// non-overlapping) into `cache`. Returns one outcome per want, in order.
+/// non-overlapping) into the cache through `sink`: one outcome per want is sent on `sink.tx`.
+/// Only a failed request (after the client's retries) is an error.
 pub async fn download(
     r: &Remote,
     rel: &str,
     range: Option<std::ops::Range<u64>>,
     wants: &[Want],
-    cache: &Cache,
-) -> Result<Vec<Got>> {
+    sink: &Sink<'_, '_>,
+) -> Result<()> {
     let base = range.as_ref().map_or(0, |x| x.start);
     let opts = GetOptions {
         range: range.clone().map(GetRange::Bounded),
         ..Default::default()
     };
-    let mut out = vec![Got::Missing; wants.len()];
     let res = match r.store.get_opts(&r.key(rel), opts).await {
         Ok(res) => res,
         Err(object_store::Error::NotFound { ref source, .. })
             if !format!("{source:?}").contains("NoSuchBucket") =>
         {
-            return Ok(out);
+            let mut o = Outcome::default();
+            for w in wants {
+                o.add(w.hash.clone(), Got::Missing);
+            }
+            sink.send(Ok(o));
+            return Ok(());
         }
         Err(e) => return Err(r.map_err(&e, rel)),
     };
     let mut stream = res.into_stream();
-    let mut pos = base; // offset (in the key) of the next byte of the stream
-    let mut i = 0; // current want
-    let mut cur: Option<Incoming> = None;
-    let end_of = |w: &Want| w.len.map_or(u64::MAX, |l| w.offset + l);
+    let mut cut = Cutter {
+        wants,
+        pos: base,
+        i: 0,
+        cur: None,
+        batch: vec![],
+        batch_bytes: 0,
+    };
     while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => return Err(r.map_err(&e, rel)), // `cur` removes its temp
-        };
-        let mut data: &[u8] = &chunk;
-        while !data.is_empty() && i < wants.len() {
-            let w = &wants[i];
-            if pos < w.offset {
-                // Gap between wanted objects of a coalesced range: skip it.
-                let skip =
-                    usize::try_from(w.offset - pos).map_or(data.len(), |g| g.min(data.len()));
-                data = &data[skip..];
-                pos += skip as u64;
-                continue;
-            }
-            if cur.is_none() {
-                cur = Some(Incoming::new(cache)?);
-            }
-            let take = usize::try_from(end_of(w) - pos).map_or(data.len(), |g| g.min(data.len()));
-            cur.as_mut().map(|c| c.write(&data[..take])).transpose()?;
-            data = &data[take..];
-            pos += take as u64;
-            if pos == end_of(w) {
-                let inc = cur.take().expect("object in progress");
-                out[i] = inc.finish(cache, &w.hash)?;
-                i += 1;
+        match chunk {
+            Ok(c) => cut.feed(&c, sink).await?,
+            Err(e) => {
+                cut.end(sink, true).await?;
+                return Err(r.map_err(&e, rel));
             }
         }
-        if i >= wants.len() {
+        if cut.done() {
             break;
         }
     }
-    if let Some(inc) = cur.take() {
-        // A loose object of unknown size ends with the stream; anything else is short.
-        if i < wants.len() && wants[i].len.is_none() {
-            out[i] = inc.finish(cache, &wants[i].hash)?;
-        } else {
-            drop(inc);
-            if i < wants.len() {
-                out[i] = Got::Corrupt; // truncated on the remote
-            }
-        }
-    }
-    Ok(out)
+    cut.end(sink, false).await
 }
 
 /// Fetch a small key whole into memory and check it hashes to `hash` (manifests for
@@ -350,6 +468,42 @@ pub async fn get_verified(
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use crate::cache::Cache;
+
+    /// `download` into `cache` with writes inline; one outcome per want, in order.
+    fn download_into(
+        r: &Remote,
+        rel: &str,
+        range: Option<std::ops::Range<u64>>,
+        wants: &[Want],
+        cache: &Cache,
+    ) -> Result<Vec<Got>> {
+        let placer = Placer::new(cache, None);
+        let spawn = |j: Job<'_>| j();
+        let budget = tokio::sync::Semaphore::new(BUDGET);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = Sink {
+            placer: &placer,
+            spawn: &spawn,
+            budget: &budget,
+            tx,
+        };
+        r.block_on(download(r, rel, range, wants, &sink))?;
+        drop(sink);
+        let mut problems = std::collections::HashMap::new();
+        while let Some(o) = rx.blocking_recv() {
+            problems.extend(o?.problems);
+        }
+        Ok(wants
+            .iter()
+            .map(|w| {
+                problems.get(&w.hash).copied().unwrap_or_else(|| {
+                    let p = cache.object_path(&w.hash).unwrap();
+                    Got::Stored(std::fs::metadata(p).unwrap().len())
+                })
+            })
+            .collect())
+    }
 
     fn sources(cache: &std::path::Path, names: &[String]) -> Vec<Source> {
         names
@@ -364,34 +518,6 @@ mod tests {
                 }
             })
             .collect()
-    }
-
-    #[test]
-    fn an_incoming_object_not_placed_leaves_no_temp() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("files")).unwrap();
-        let cache = Cache::new(d.path());
-        // Abandoned mid-way (a write error, or the transfer dropped).
-        let mut inc = Incoming::new(&cache).unwrap();
-        inc.write(b"partial").unwrap();
-        drop(inc);
-        // Bytes that do not hash to the name.
-        let mut inc = Incoming::new(&cache).unwrap();
-        inc.write(b"abc").unwrap();
-        let other = crate::hash::hash_bytes(b"other");
-        assert_eq!(inc.finish(&cache, &other).unwrap(), Got::Corrupt);
-        // Placed: the object is there, no temp.
-        let h = crate::hash::hash_bytes(b"abc");
-        let mut inc = Incoming::new(&cache).unwrap();
-        inc.write(b"abc").unwrap();
-        assert_eq!(inc.finish(&cache, &h).unwrap(), Got::Stored(3));
-        assert_eq!(std::fs::read(object(d.path(), &h)).unwrap(), b"abc");
-        let temps: Vec<_> = std::fs::read_dir(d.path().join("files"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".pvtmp"))
-            .collect();
-        assert!(temps.is_empty(), "{temps:?}");
     }
 
     #[test]
@@ -439,15 +565,8 @@ mod tests {
                 len: Some(9),
             },
         ];
-        let got = r
-            .block_on(download(
-                &r,
-                "packs/x.pack",
-                None,
-                &wants,
-                &Cache::new(fresh.path()),
-            ))
-            .unwrap();
+        let got =
+            download_into(&r, "packs/x.pack", None, &wants, &Cache::new(fresh.path())).unwrap();
         assert_eq!(got, vec![Got::Stored(big.len() as u64), Got::Stored(9)]);
         let p = object(fresh.path(), &names[1]);
         assert_eq!(std::fs::read(p).unwrap(), b"small one");
@@ -455,15 +574,14 @@ mod tests {
         let fresh2 = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(fresh2.path().join("files")).unwrap();
         let start = big.len() as u64;
-        let got = r
-            .block_on(download(
-                &r,
-                "packs/x.pack",
-                Some(start..start + 9),
-                &wants[1..],
-                &Cache::new(fresh2.path()),
-            ))
-            .unwrap();
+        let got = download_into(
+            &r,
+            "packs/x.pack",
+            Some(start..start + 9),
+            &wants[1..],
+            &Cache::new(fresh2.path()),
+        )
+        .unwrap();
         assert_eq!(got, vec![Got::Stored(9)]);
     }
 
@@ -500,30 +618,15 @@ mod tests {
             offset: 0,
             len: None,
         }];
-        let got = r
-            .block_on(download(
-                &r,
-                "objects/x",
-                None,
-                &wants,
-                &Cache::new(fresh.path()),
-            ))
-            .unwrap();
+        let got = download_into(&r, "objects/x", None, &wants, &Cache::new(fresh.path())).unwrap();
         assert_eq!(got, vec![Got::Corrupt]);
         assert!(!object(fresh.path(), &h).exists());
         let left: Vec<_> = std::fs::read_dir(fresh.path().join("files"))
             .unwrap()
             .collect();
         assert!(left.is_empty(), "no temp left behind");
-        let missing = r
-            .block_on(download(
-                &r,
-                "objects/none",
-                None,
-                &wants,
-                &Cache::new(fresh.path()),
-            ))
-            .unwrap();
+        let missing =
+            download_into(&r, "objects/none", None, &wants, &Cache::new(fresh.path())).unwrap();
         assert_eq!(missing, vec![Got::Missing]);
     }
 
