@@ -166,9 +166,7 @@ class Remote:
         # The project's stat index learns every object fetched into the project's cache, so
         # the checkout after it reads none; another cache (the dask executor's) is not indexed.
         state_dir = str(self.project.state_dir) if cache_dir is None else None
-        r = self._native.fetch(
-            str(cache_dir or self.project.cache_dir), _unique(items), state_dir
-        )
+        r = self._native.fetch(str(cache_dir or self.project.cache_dir), _unique(items), state_dir)
         return FetchReport(
             fetched=r["fetched"],
             bytes=r["bytes"],
