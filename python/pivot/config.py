@@ -31,7 +31,7 @@ DEFAULT_CONFIG_TEXT = """\
 _KNOWN: dict[str, frozenset[str]] = {
     "cache": frozenset({"dir", "link_modes"}),
     "core": frozenset({"jobs", "gitignore", "remote"}),
-    "gc": frozenset({"run_cache_days", "grace_minutes"}),
+    "gc": frozenset({"run_cache_days", "grace_minutes", "repack_ratio"}),
 }
 # Sections keyed by names the user chooses: `remote.<name>.<key>` (docs/remote.md
 # "Configuration"). Checked by `validate_file_data` (so `pivot config set` and `pivot remote`
@@ -56,6 +56,7 @@ class Config:
     remote: str | None = None  # core.remote: the default remote's name
     gc_run_cache_days: float = 30.0  # gc.run_cache_days: run-cache entries kept by `pivot gc`
     gc_grace_minutes: float = 60.0  # gc.grace_minutes: objects this young are never collected
+    gc_repack_ratio: float = 0.5  # gc.repack_ratio: `gc --remote` rewrites packs this dead
 
 
 def resolve_jobs(requested: int | None, config: Config) -> int:
@@ -181,6 +182,7 @@ def _validators() -> dict[tuple[str, str], Callable[[Path, Any], Any]]:
         ("core", "remote"): remote_default,
         ("gc", "run_cache_days"): _non_negative("gc.run_cache_days", 30.0),
         ("gc", "grace_minutes"): _non_negative("gc.grace_minutes", 60.0),
+        ("gc", "repack_ratio"): _non_negative("gc.repack_ratio", 0.5),
     }
 
 
@@ -269,4 +271,5 @@ def load_config(pivot_dir: Path) -> Config:
         remote=remote_default(*get("core", "remote")),
         gc_run_cache_days=_non_negative("gc.run_cache_days", 30.0)(*get("gc", "run_cache_days")),
         gc_grace_minutes=_non_negative("gc.grace_minutes", 60.0)(*get("gc", "grace_minutes")),
+        gc_repack_ratio=_non_negative("gc.repack_ratio", 0.5)(*get("gc", "repack_ratio")),
     )
