@@ -109,8 +109,9 @@ def test_gc_from_one_clone_keeps_what_another_clone_pushed(
 def test_the_grace_period_keeps_recent_garbage(tmp_path: pathlib.Path) -> None:
     backend = new_backend("dir", tmp_path, None)
     a, _b = _shared_remote(tmp_path, backend)
-    argv = [x for x in GC if x != "--grace-minutes" and x != "0"]
-    doc = json.loads(ok(run(a.root, *argv, "--roots-days", "0")).stdout)
+    doc = json.loads(
+        ok(run(a.root, "gc", "--remote", "store", "--roots-days", "0", "--json")).stdout
+    )
     assert doc["removed"]["objects"] == 0 and doc["young"] >= 2, doc
     assert backend.directory is not None
     assert _h(OLD_X) in remote_objects(backend.directory)
@@ -190,8 +191,7 @@ def test_sigkill_at_each_gc_step_leaves_a_readable_remote(
     remote_objects(remote)  # every index names a complete pack
     refused = run(a.root, *GC)
     assert refused.returncode == 1 and "already running" in refused.stderr
-    doc = json.loads(ok(run(a.root, *GC, "--run-cache-days", "0", "--break-lock")).stdout)
-    assert doc["removed"]["objects"] >= 0
+    ok(run(a.root, *GC, "--run-cache-days", "0", "--break-lock"))
     after = remote_objects(remote)
     assert _h(STALE) not in after and _h(OLD_X) not in after
     assert not list((remote / "runs").glob("*/*"))
