@@ -202,3 +202,31 @@ def test_sigkill_at_each_gc_step_leaves_a_readable_remote(
             git(fresh, "checkout", "-q", branch)
         ok(run(fresh, "pull"))
         ok(run(fresh, "verify"))
+
+
+def test_a_recent_push_whose_directory_is_not_published_yet_stops_gc(
+    tmp_path: pathlib.Path,
+) -> None:
+    backend = new_backend("dir", tmp_path, None)
+    a = origin_project(tmp_path, backend)
+    ok(run(a.root, "push"))
+    b = clone_of(a, tmp_path / "b", backend)
+    ok(run(b.root, "pull"))
+    (b.root / "newdir").mkdir()
+    (b.root / "newdir" / "f.txt").write_text("in a directory a push has not published yet\n")
+    ok(run(b.root, "track", "newdir"))
+    # The push dies right after its roots record: its directory's manifest is not on the remote.
+    killed = run(b.root, "push", env={"PIVOT_KILL_AT": "remote_roots_put"})
+    assert killed.returncode == -9, killed.stderr
+    stopped = run(a.root, "gc", "--remote", "store", "--roots-days", "0")
+    assert stopped.returncode == 1, stopped.stdout
+    assert "a push in progress?" in stopped.stderr and "nothing removed" in stopped.stderr
+    # Once the record is older than the grace period the push is taken as dead: only a note.
+    doc = json.loads(ok(run(a.root, *GC)).stdout)
+    assert any("is not on the remote" in n for n in doc["notes"]), doc["notes"]
+    ok(run(b.root, "push"))
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(b.root), str(fresh))
+    shutil.copy(b.root / "newdir.pvt", fresh / "newdir.pvt")
+    ok(run(fresh, "pull"))
+    assert (fresh / "newdir" / "f.txt").read_text().startswith("in a directory")
