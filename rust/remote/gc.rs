@@ -30,8 +30,8 @@ pub struct GcOptions {
     pub grace_s: i64,
     /// Run-cache entries older than this are removed; younger ones are roots.
     pub runs_s: i64,
-    /// Roots records at least this old are removed when a newer complete record of the same
-    /// clone supersedes them.
+    /// Roots records at least this old (and older than the grace period) are removed when a
+    /// newer complete record of the same clone supersedes them.
     pub records_s: i64,
     /// A pack whose dead bytes exceed this share of its size is rewritten.
     pub repack_ratio: f64,
@@ -317,7 +317,7 @@ async fn collect(
     for (rel, a, v) in &docs {
         let clone = rel.split('/').nth(1).unwrap_or("");
         let superseded = newest.get(clone).is_some_and(|n| rel.as_str() < *n);
-        if superseded && *a >= o.records_s {
+        if superseded && *a >= o.records_s.max(o.grace_s) {
             drop_records.push(rel.clone());
             continue;
         }

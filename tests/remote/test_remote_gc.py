@@ -106,15 +106,21 @@ def test_gc_from_one_clone_keeps_what_another_clone_pushed(
     assert again["removed"]["objects"] == 0
 
 
-def test_the_grace_period_keeps_recent_garbage(tmp_path: pathlib.Path) -> None:
+def test_the_grace_period_keeps_recent_records_and_garbage(tmp_path: pathlib.Path) -> None:
     backend = new_backend("dir", tmp_path, None)
     a, _b = _shared_remote(tmp_path, backend)
     doc = json.loads(
         ok(run(a.root, "gc", "--remote", "store", "--roots-days", "0", "--json")).stdout
     )
-    assert doc["removed"]["objects"] == 0 and doc["young"] >= 2, doc
+    # Records superseded moments ago still count, and nothing is old enough to go.
+    assert doc["removed"]["objects"] == 0 and doc["roots_records"]["removed"] == 0, doc
     assert backend.directory is not None
     assert _h(OLD_X) in remote_objects(backend.directory)
+    dry = ("gc", "-r", "store", "--dry-run", "--grace-minutes", "0", "--roots-days", "0")
+    text = ok(run(a.root, *dry)).stdout
+    assert text.startswith("Would remove 2 object(s)") and "from remote store" in text, text
+    assert "3 push record(s) to remove" in text
+    assert _h(OLD_X) in remote_objects(backend.directory), "a dry run removes nothing"
 
 
 # --- the lock ---------------------------------------------------------------------------------

@@ -196,5 +196,6 @@ def _gc_remote(
         f"run-cache entries"
         + (f", {doc['young']} unreferenced but recent" if doc["young"] else "")
         + f"; {doc['run_cache']['removed']} run-cache entries and "
-        f"{doc['roots_records']['removed']} push record(s) removed"
+        f"{doc['roots_records']['removed']} push record(s) "
+        + ("to remove" if result.dry_run else "removed")
     )
