@@ -458,7 +458,7 @@ mod remote_api {
     use pyo3::types::{PyDict, PyList};
 
     use crate::error::to_pyerr;
-    use crate::remote::{self, fetch, push, runs};
+    use crate::remote::{self, fetch, gc, push, runs};
 
     /// A configured remote; one per command, so its index set is read once.
     #[pyclass(name = "Remote", module = "pivot._native", frozen)]
@@ -589,6 +589,66 @@ mod remote_api {
         ) -> PyResult<Vec<bool>> {
             py.detach(|| runs::fetch(&self.inner, &runs_dir, &keys))
                 .map_err(to_pyerr)
+        }
+
+        /// Write a roots record for a push from `clone` (docs/remote.md "Garbage collection");
+        /// returns the holder of a live gc lock, if any (the push must then stop).
+        fn record_roots(
+            &self,
+            py: Python<'_>,
+            clone: String,
+            pushed: Vec<(String, bool)>,
+            roots: Vec<(String, bool)>,
+            complete: bool,
+        ) -> PyResult<Option<String>> {
+            py.detach(|| gc::record_roots(&self.inner, &clone, &pushed, &roots, complete))
+                .map_err(to_pyerr)
+        }
+
+        /// Collect the remote; see `remote::gc::gc`.
+        #[pyo3(signature = (cache_dir, roots, *, grace_s, runs_s, records_s, repack_ratio,
+            dry_run, holder, lease_s, break_lock))]
+        #[allow(clippy::too_many_arguments)]
+        fn gc<'py>(
+            &self,
+            py: Python<'py>,
+            cache_dir: PathBuf,
+            roots: Vec<(String, bool)>,
+            grace_s: i64,
+            runs_s: i64,
+            records_s: i64,
+            repack_ratio: f64,
+            dry_run: bool,
+            holder: String,
+            lease_s: i64,
+            break_lock: bool,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let o = gc::GcOptions {
+                grace_s,
+                runs_s,
+                records_s,
+                repack_ratio,
+                dry_run,
+                holder,
+                lease_s,
+                break_lock,
+            };
+            let r = py
+                .detach(|| gc::gc(&self.inner, &cache_dir, &roots, &o))
+                .map_err(to_pyerr)?;
+            let d = PyDict::new(py);
+            d.set_item("records", r.records)?;
+            d.set_item("records_removed", r.records_removed)?;
+            d.set_item("runs_kept", r.runs_kept)?;
+            d.set_item("runs_removed", r.runs_removed)?;
+            d.set_item("objects_removed", r.objects_removed)?;
+            d.set_item("bytes_removed", r.bytes_removed)?;
+            d.set_item("packs_removed", r.packs_removed)?;
+            d.set_item("packs_rewritten", r.packs_rewritten)?;
+            d.set_item("live", r.live)?;
+            d.set_item("young", r.young)?;
+            d.set_item("notes", r.notes)?;
+            Ok(d)
         }
 
         /// Index files that failed their check in this handle's index set (ignored).

@@ -113,5 +113,26 @@ class Remote:
     def push_runs(self, runs_dir: str, keys: Sequence[str]) -> tuple[int, int, list[str]]: ...
     def fetch_runs(self, runs_dir: str, keys: Sequence[str]) -> list[bool]: ...
     def bad_indexes(self) -> list[str]: ...
+    def record_roots(
+        self,
+        clone: str,
+        pushed: Sequence[tuple[str, bool]],
+        roots: Sequence[tuple[str, bool]],
+        complete: bool,
+    ) -> str | None: ...
+    def gc(
+        self,
+        cache_dir: str,
+        roots: Sequence[tuple[str, bool]],
+        *,
+        grace_s: int,
+        runs_s: int,
+        records_s: int,
+        repack_ratio: float,
+        dry_run: bool,
+        holder: str,
+        lease_s: int,
+        break_lock: bool,
+    ) -> dict[str, Any]: ...
 
 def remote_progress() -> tuple[int, int, int, int]: ...

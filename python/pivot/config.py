@@ -32,7 +32,7 @@ DEFAULT_CONFIG_TEXT = """\
 _KNOWN: dict[str, frozenset[str]] = {
     "cache": frozenset({"dir", "link_modes"}),
     "core": frozenset({"jobs", "gitignore", "remote", "executor"}),
-    "gc": frozenset({"run_cache_days", "grace_minutes"}),
+    "gc": frozenset({"run_cache_days", "grace_minutes", "repack_ratio"}),
 }
 # Sections keyed by names the user chooses: `remote.<name>.<key>` (docs/remote.md
 # "Configuration"). Checked by `validate_file_data` (so `pivot config set` and `pivot remote`
@@ -62,6 +62,7 @@ class Config:
     gc_run_cache_days: float = 30.0  # gc.run_cache_days: run-cache entries kept by `pivot gc`
     gc_grace_minutes: float = 60.0  # gc.grace_minutes: objects this young are never collected
     executor: str | None = None  # core.executor: "local" (None) or dask://HOST:PORT
+    gc_repack_ratio: float = 0.5  # gc.repack_ratio: `gc --remote` rewrites packs this dead
 
 
 def resolve_jobs(requested: int | None, config: Config) -> int:
@@ -204,6 +205,7 @@ def _validators() -> dict[tuple[str, str], Callable[[Path, Any], Any]]:
         ("gc", "run_cache_days"): _non_negative("gc.run_cache_days", 30.0),
         ("gc", "grace_minutes"): _non_negative("gc.grace_minutes", 60.0),
         ("core", "executor"): _executor,
+        ("gc", "repack_ratio"): _non_negative("gc.repack_ratio", 0.5),
     }
 
 
@@ -293,4 +295,5 @@ def load_config(pivot_dir: Path) -> Config:
         gc_run_cache_days=_non_negative("gc.run_cache_days", 30.0)(*get("gc", "run_cache_days")),
         gc_grace_minutes=_non_negative("gc.grace_minutes", 60.0)(*get("gc", "grace_minutes")),
         executor=_executor(*get("core", "executor")),
+        gc_repack_ratio=_non_negative("gc.repack_ratio", 0.5)(*get("gc", "repack_ratio")),
     )

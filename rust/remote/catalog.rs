@@ -104,7 +104,7 @@ impl Catalog {
     }
 }
 
-async fn load_one(
+pub(super) async fn load_one(
     r: &Remote,
     id: &str,
     local: Option<&std::path::Path>,

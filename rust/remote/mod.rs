@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod fetch;
+pub mod gc;
 pub mod packidx;
 pub mod place;
 pub mod push;

@@ -93,11 +93,28 @@ def _record_roots(revs: Revisions, rev: Rev, roots: set[tuple[str, bool]]) -> No
         roots.add((t.hash, t.is_dir))
 
 
+def check_options(opts: GcOptions) -> None:
+    if sum([bool(opts.revs), opts.all_commits, opts.workspace_only]) > 1:
+        raise PivotError("--rev, --all-commits and --workspace-only exclude each other")
+
+
+def record_roots(
+    project: Project,
+    revs: Revisions,
+    opts: GcOptions,
+    result: GcResult,
+    roots: set[tuple[str, bool]],
+) -> None:
+    """Add the outputs the workspace and the chosen revisions record to `roots`."""
+    for rev in [Rev(WORKSPACE, None), *_commits(project, revs, opts, result.notes)]:
+        _record_roots(revs, rev, roots)
+        result.revisions.append(rev.commit or WORKSPACE)
+
+
 def gc(project: Project, opts: GcOptions) -> GcResult:
     """Collect the roots, remove run-cache entries older than the retention, then every
     object no root needs that is older than the grace period (`dry_run`: report only)."""
-    if sum([bool(opts.revs), opts.all_commits, opts.workspace_only]) > 1:
-        raise PivotError("--rev, --all-commits and --workspace-only exclude each other")
+    check_options(opts)
     config = project.config
     days = config.gc_run_cache_days if opts.run_cache_days is None else opts.run_cache_days
     minutes = config.gc_grace_minutes if opts.grace_minutes is None else opts.grace_minutes
@@ -107,9 +124,7 @@ def gc(project: Project, opts: GcOptions) -> GcResult:
     result = GcResult(dry_run=opts.dry_run)
     roots: set[tuple[str, bool]] = set()
     with GcLock(project.locks_dir), Revisions(project) as revs:
-        for rev in [Rev(WORKSPACE, None), *_commits(project, revs, opts, result.notes)]:
-            _record_roots(revs, rev, roots)
-            result.revisions.append(rev.commit or WORKSPACE)
+        record_roots(project, revs, opts, result, roots)
         cutoff = time.time() - days * 86400
         old = []
         for key, path, mtime in runcache.entries(project.runs_dir):

@@ -10,16 +10,21 @@ run-cache entries of the pushed stages' recorded runs, after the objects they na
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pivot.engine import checkout as checkout_mod
 from pivot.engine import plan
+from pivot.exceptions import RemoteError
 from pivot.storage import runcache
+from pivot.storage.files import write_atomic
 from pivot.types import HashInfo
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pivot.engine.context import Context
     from pivot.storage.remote import FetchReport, Problem, PushReport, Remote
 
@@ -61,6 +66,40 @@ def run_keys(ctx: Context, stages: Sequence[str]) -> list[str]:
     return keys
 
 
+def clone_id(state_dir: Path) -> str:
+    """This clone's id (`.pivot/state/clone-id`, made on first use): names its roots records."""
+    path = state_dir / "clone-id"
+    try:
+        cid = path.read_text(encoding="utf-8").strip()
+        if cid and all(c in "0123456789abcdef" for c in cid):
+            return cid
+    except FileNotFoundError:
+        pass
+    cid = secrets.token_hex(8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, (cid + "\n").encode(), None)
+    return cid
+
+
+def clone_roots(ctx: Context) -> tuple[list[tuple[str, bool]], bool]:
+    """What this clone needs, as `pivot gc` computes it by default (the workspace and every
+    branch and tag), and whether every revision could be read."""
+    from pivot.engine import gc as gc_mod
+    from pivot.exceptions import PivotError
+    from pivot.results.revs import Revisions
+
+    roots: set[tuple[str, bool]] = set()
+    try:
+        with Revisions(ctx.project) as revs:
+            gc_mod.record_roots(
+                ctx.project, revs, gc_mod.GcOptions(), gc_mod.GcResult(False), roots
+            )
+    except PivotError as e:
+        logger.warning("roots record of this push is incomplete: %s", e)
+        return sorted(roots), False
+    return sorted(roots), True
+
+
 @dataclass
 class PushResult:
     remote: str
@@ -88,6 +127,15 @@ class PushResult:
 def push(ctx: Context, remote: Remote, targets: Sequence[str] | None = None) -> PushResult:
     """Objects first (files, then manifests), then run-cache entries of complete stages."""
     refs = referenced(ctx, targets)
+    # The roots record goes first, then the gc lock is checked (docs/remote.md "Garbage
+    # collection"): a gc either sees this record or this push sees its lock.
+    pushed = [(r.hash, r.is_dir) for r in refs]
+    roots, complete = clone_roots(ctx)
+    holder = remote.record_roots(clone_id(ctx.project.state_dir), pushed, roots, complete)
+    if holder is not None:
+        raise RemoteError(
+            f"remote {remote.name}: a gc is running on it (held by {holder}); push again after it"
+        )
     rep = remote.push([(r.hash, r.is_dir) for r in refs])
     result = PushResult(remote=remote.name, objects=rep)
     absent = set(rep.missing) | set(rep.incomplete)

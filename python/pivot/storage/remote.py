@@ -190,6 +190,16 @@ class Remote:
     def bad_indexes(self) -> list[str]:
         return self._native.bad_indexes()
 
+    def record_roots(
+        self, clone: str, pushed: Iterable[Item], roots: Iterable[Item], complete: bool
+    ) -> str | None:
+        """Write this push's roots record; the holder of a live gc lock, if any."""
+        return self._native.record_roots(clone, _unique(pushed), _unique(roots), complete)
+
+    def gc(self, roots: Iterable[Item], **kw: Any) -> dict[str, Any]:
+        """Collect the remote (docs/remote.md "Garbage collection")."""
+        return self._native.gc(str(self.project.cache_dir), _unique(roots), **kw)
+
 
 def _unique(items: Iterable[Item]) -> list[Item]:
     return list(dict.fromkeys((h, bool(d)) for h, d in items))
