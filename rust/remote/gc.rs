@@ -634,7 +634,7 @@ mod tests {
         // Both survivors are readable from the new pack; the dead one is gone.
         let fresh = tempfile::tempdir().unwrap();
         let r2 = Remote::with_store(&config("mem"), r.store.clone(), "pfx".into(), None);
-        let f = super::super::fetch::fetch(&r2, fresh.path(), &items).unwrap();
+        let f = super::super::fetch::fetch(&r2, fresh.path(), &items, None).unwrap();
         assert_eq!(f.fetched, 2);
         assert_eq!(f.missing.len(), 1);
         assert_eq!(f.missing[0].hash, names[1]);
