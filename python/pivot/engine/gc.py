@@ -12,6 +12,7 @@ deletes, so a stage being recorded, or a `track`, never loses an object to it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -84,13 +85,21 @@ def _commits(project: Project, revs: Revisions, opts: GcOptions, notes: list[str
     return [Rev(name, commit) for commit, name in by_commit.items()]
 
 
-def _record_roots(revs: Revisions, rev: Rev, roots: set[tuple[str, bool]]) -> None:
+def _record_roots(
+    revs: Revisions,
+    rev: Rev,
+    roots: set[tuple[str, bool]],
+    tracked: Iterable[tuple[str, bool]] | None = None,
+) -> None:
+    """`tracked`: the revision's tracked (hash, is_dir) when the caller has them already (a
+    push of the workspace: no second walk of the project for `.pvt` files)."""
     for lock in revs.locks(rev).values():
         for e in lock["outs"].values():
             if e["cache"]:
                 roots.add((e["hash"], e["is_dir"]))
-    for t in revs.tracked(rev).values():
-        roots.add((t.hash, t.is_dir))
+    if tracked is None:
+        tracked = [(t.hash, t.is_dir) for t in revs.tracked(rev).values()]
+    roots.update(tracked)
 
 
 def check_options(opts: GcOptions) -> None:
@@ -104,10 +113,12 @@ def record_roots(
     opts: GcOptions,
     result: GcResult,
     roots: set[tuple[str, bool]],
+    workspace_tracked: Iterable[tuple[str, bool]] | None = None,
 ) -> None:
-    """Add the outputs the workspace and the chosen revisions record to `roots`."""
+    """Add the outputs the workspace and the chosen revisions record to `roots`
+    (`workspace_tracked`: see `_record_roots`)."""
     for rev in [Rev(WORKSPACE, None), *_commits(project, revs, opts, result.notes)]:
-        _record_roots(revs, rev, roots)
+        _record_roots(revs, rev, roots, workspace_tracked if rev.commit is None else None)
         result.revisions.append(rev.commit or WORKSPACE)
 
 

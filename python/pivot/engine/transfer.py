@@ -81,9 +81,12 @@ def clone_id(state_dir: Path) -> str:
     return cid
 
 
-def clone_roots(ctx: Context) -> tuple[list[tuple[str, bool]], bool]:
+def clone_roots(
+    ctx: Context, workspace_tracked: Sequence[tuple[str, bool]] | None = None
+) -> tuple[list[tuple[str, bool]], bool]:
     """What this clone needs, as `pivot gc` computes it by default (the workspace and every
-    branch and tag), and whether every revision could be read."""
+    branch and tag), and whether every revision could be read. `workspace_tracked`: the
+    workspace's tracked data when the caller has it (no second walk for `.pvt` files)."""
     from pivot.engine import gc as gc_mod
     from pivot.exceptions import PivotError
     from pivot.results.revs import Revisions
@@ -92,7 +95,12 @@ def clone_roots(ctx: Context) -> tuple[list[tuple[str, bool]], bool]:
     try:
         with Revisions(ctx.project) as revs:
             gc_mod.record_roots(
-                ctx.project, revs, gc_mod.GcOptions(), gc_mod.GcResult(False), roots
+                ctx.project,
+                revs,
+                gc_mod.GcOptions(),
+                gc_mod.GcResult(False),
+                roots,
+                workspace_tracked,
             )
     except PivotError as e:
         logger.warning("roots record of this push is incomplete: %s", e)
@@ -130,7 +138,9 @@ def push(ctx: Context, remote: Remote, targets: Sequence[str] | None = None) -> 
     # The roots record goes first, then the gc lock is checked (docs/remote.md "Garbage
     # collection"): a gc either sees this record or this push sees its lock.
     pushed = [(r.hash, r.is_dir) for r in refs]
-    roots, complete = clone_roots(ctx)
+    # Without targets `refs` holds every tracked path (stage None) of the workspace already.
+    tracked = [(r.hash, r.is_dir) for r in refs if r.stage is None] if not targets else None
+    roots, complete = clone_roots(ctx, tracked)
     holder = remote.record_roots(clone_id(ctx.project.state_dir), pushed, roots, complete)
     if holder is not None:
         raise RemoteError(
