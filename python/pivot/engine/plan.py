@@ -98,6 +98,24 @@ def out_entry(info: HashInfo, cache: bool) -> OutEntry:
     )
 
 
+def incremental_previous(
+    ctx: Context, stage: Any, d: Decision
+) -> list[tuple[str, HashInfo | None]]:
+    """(output key, the version a run starts from) of each `IncrementalOut` of `stage`: the
+    locked version when the cache has it, else None (the stage starts from an empty output)."""
+    found: list[tuple[str, HashInfo | None]] = []
+    for o in stage.outs:
+        if o.kind != "incremental":
+            continue
+        key = out_key(o.path)
+        entry = d.lock["outs"].get(key) if d.lock is not None else None
+        previous = entry_info(entry) if entry is not None and entry["cache"] else None
+        if previous is not None and not ctx.cache.contains(previous):
+            previous = None
+        found.append((key, previous))
+    return found
+
+
 def entry_info(entry: OutEntry) -> HashInfo:
     return HashInfo(
         hash=entry["hash"], size=entry["size"], nfiles=entry["nfiles"], is_dir=entry["is_dir"]

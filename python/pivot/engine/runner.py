@@ -362,16 +362,10 @@ class _Scheduler:
             )
             self.proc_futs[rfut] = (name, d)
             return
-        incremental = []
-        for o in stage.outs:
-            if o.kind != "incremental":
-                continue
-            key = plan.out_key(o.path)
-            entry = d.lock["outs"].get(key) if d.lock is not None else None
-            previous = plan.entry_info(entry) if entry is not None and entry["cache"] else None
-            if previous is not None and not ctx.cache.contains(previous):
-                previous = None
-            incremental.append(worker.IncrementalPrep(str(ctx.abspath(key)), previous))
+        incremental = [
+            worker.IncrementalPrep(str(ctx.abspath(key)), previous)
+            for key, previous in plan.incremental_previous(ctx, stage, d)
+        ]
         # A stage merged by `--all` is loaded by the worker from its own pipeline file.
         origin_dir, origin_name = ctx.pipeline.origins.get(name, (ctx.cwd, name))
         task = worker.WorkerTask(

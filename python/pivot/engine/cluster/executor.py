@@ -161,18 +161,10 @@ class DaskExecutor:
         assert state is not None
         stage = ctx.pipeline.stages[name]
         deps = self._publish_inputs(ctx, name, state.deps, no_commit)
-        incremental: list[tuple[str, HashInfo | None]] = []
-        for o in stage.outs:
-            if o.kind != "incremental":
-                continue
-            key = plan.out_key(o.path)
-            entry = d.lock["outs"].get(key) if d.lock is not None else None
-            previous = plan.entry_info(entry) if entry is not None and entry["cache"] else None
-            if previous is not None and not ctx.cache.contains(previous):
-                previous = None  # as locally: the stage starts from an empty output
+        incremental = plan.incremental_previous(ctx, stage, d)
+        for _key, previous in incremental:
             if previous is not None:
                 self._publish([previous], ctx.cache.cache_dir)
-            incremental.append((key, previous))
         origin_dir, own_name = ctx.pipeline.origins.get(name, (ctx.cwd, name))
         rel_dir = Path(os.path.relpath(origin_dir, ctx.root)).as_posix()
         settings = self.remote.settings
