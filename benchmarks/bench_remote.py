@@ -18,6 +18,7 @@ e.g. a fresh loop-mounted ext4 (docs/performance.md, "Remote").
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -281,6 +282,11 @@ def main() -> int:
     )
     args = ap.parse_args()
     ensure_peers()
+    # As an installed wheel is (pip byte-compiles at install; DVC's venv is): an editable
+    # install run with PYTHONDONTWRITEBYTECODE would compile pivot's modules in every command.
+    import pivot
+
+    compileall.compile_dir(str(Path(pivot.__file__).parent), quiet=1)
     base = Path(
         tempfile.mkdtemp(prefix="pivot-bench-remote-", dir=os.environ.get("PIVOT_BENCH_DIR"))
     )

@@ -30,7 +30,7 @@ pub(crate) use codec::decode_escape;
 mod walk;
 
 pub use codec::write_json_bytes;
-use codec::{encode_entry, parse_line};
+use codec::{encode_entry, parse_line, scan_file_hash};
 pub use walk::{hash_dir_bytes, hash_dir_info, walk};
 
 pub const HEADER: &[u8] = b"{\"pivot_manifest\":1}\n";
@@ -150,6 +150,29 @@ impl Manifest {
         }
         Ok(m)
     }
+}
+
+/// The raw names of the files (not links) listed by manifest bytes, in order: what a push
+/// needs from a 10^6-entry manifest, at a fraction of `Manifest::parse`'s cost. Only for bytes
+/// already verified against their name (written by `to_bytes`, so canonical); `src` names the
+/// object in errors.
+pub fn file_names(data: &[u8], src: &Path) -> Result<Vec<[u8; 32]>> {
+    let body = data
+        .strip_prefix(HEADER)
+        .ok_or_else(|| Error::manifest(src, "not a pivot manifest (bad header line)"))?;
+    let mut names = Vec::new();
+    if body.is_empty() {
+        return Ok(names);
+    }
+    let body = body
+        .strip_suffix(b"\n")
+        .ok_or_else(|| Error::manifest(src, "truncated (no final newline)"))?;
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        let name = scan_file_hash(line)
+            .map_err(|m| Error::manifest(src, format!("line {}: {m}", i + 2)))?;
+        names.extend(name);
+    }
+    Ok(names)
 }
 
 /// Why a relative manifest path is unsafe, if it is.

@@ -97,6 +97,18 @@ impl Cache {
     /// Read the directory object `dir_hash` and parse it: it must exist (`CacheMissing`), its
     /// bytes must hash to its name (`CacheCorrupt`) and be a valid manifest (`Manifest::parse`).
     pub fn read_manifest(&self, dir_hash: &str) -> Result<Manifest> {
+        let (p, data) = self.read_verified(dir_hash)?;
+        Manifest::parse(&data, &p)
+    }
+
+    /// The raw names of the files of directory object `dir_hash` (`manifest::file_names`),
+    /// with `read_manifest`'s existence and hash checks: what a push reads of a big tree.
+    pub fn manifest_file_names(&self, dir_hash: &str) -> Result<Vec<[u8; 32]>> {
+        let (p, data) = self.read_verified(dir_hash)?;
+        crate::manifest::file_names(&data, &p)
+    }
+
+    fn read_verified(&self, dir_hash: &str) -> Result<(PathBuf, Vec<u8>)> {
         let p = self.object_path(dir_hash)?;
         let data = match fs::read(&p) {
             Ok(d) => d,
@@ -114,7 +126,7 @@ impl Cache {
                 hash: dir_hash.into(),
             });
         }
-        Manifest::parse(&data, &p)
+        Ok((p, data))
     }
 
     /// Every object name under `files/` (temps and stray names skipped).

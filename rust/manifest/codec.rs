@@ -128,6 +128,22 @@ impl Cur<'_> {
         }
     }
 
+    /// Step over a JSON string without decoding it (the scan needs only what follows).
+    fn skip_string(&mut self) -> Result<(), String> {
+        self.lit(b"\"")?;
+        loop {
+            match *self.s.get(self.i).ok_or("unterminated string")? {
+                b'"' => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                // An escape is at least two bytes and never hides a quote from this scan.
+                b'\\' => self.i += 2,
+                _ => self.i += 1,
+            }
+        }
+    }
+
     fn uint(&mut self) -> Result<u64, String> {
         let start = self.i;
         while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
@@ -177,4 +193,26 @@ pub(super) fn parse_line(bytes: &[u8]) -> Result<Entry, String> {
         exec,
         link,
     })
+}
+
+/// The raw blake3 name of one manifest line's file, or None for a symlink entry. A lenient
+/// scan for bytes already verified against their name (they were written by `to_bytes`):
+/// no allocation, no path decoding, no canonical-form check.
+pub(super) fn scan_file_hash(line: &[u8]) -> Result<Option<[u8; 32]>, String> {
+    let mut c = Cur { s: line, i: 0 };
+    c.lit(b"{\"path\":")?;
+    c.skip_string()?;
+    c.lit(b",\"hash\":\"")?;
+    let hex = line.get(c.i..c.i + 64).ok_or("truncated hash")?;
+    let raw = hash::raw_from_hex(hex).ok_or("hash is not 64 lowercase hex digits")?;
+    c.i += 64;
+    c.lit(b"\",\"size\":")?;
+    c.uint()?;
+    c.lit(b",\"exec\":")?;
+    if c.peek(b"true") {
+        c.lit(b"true")?;
+    } else {
+        c.lit(b"false")?;
+    }
+    Ok((!c.peek(b",\"link\":")).then_some(raw))
 }

@@ -213,3 +213,40 @@ fn large_directory_parallel_stat_matches_canonical_bytes_and_index() {
     let idx = Index::load(state.path());
     assert_eq!(hash_dir(r, Some(&idx)).unwrap().1, info);
 }
+
+#[test]
+fn file_names_lists_the_files_of_parse_and_skips_links() {
+    let d = tempfile::tempdir().unwrap();
+    // Escapes in names (a quote, a backslash, a byte that is not UTF-8) must not derail the scan.
+    for (name, body) in [
+        (&b"q\"uote"[..], &b"1"[..]),
+        (b"back\\slash", b"2"),
+        (b"caf\xe9", b"3"),
+        (b"sub/x", b"4"),
+        (b"exec.sh", b"5"),
+    ] {
+        let p = d.path().join(OsStr::from_bytes(name));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, body).unwrap();
+    }
+    fs::set_permissions(d.path().join("exec.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("sub/x", d.path().join("ln")).unwrap();
+    let (m, _) = hash_dir(d.path(), None).unwrap();
+    let bytes = m.to_bytes();
+    let want: Vec<[u8; 32]> = m
+        .entries
+        .iter()
+        .filter(|e| e.link.is_none())
+        .map(|e| hash::raw_from_hex(e.hash.as_bytes()).unwrap())
+        .collect();
+    assert_eq!(want.len(), 5);
+    assert_eq!(file_names(&bytes, Path::new("o")).unwrap(), want);
+    assert!(file_names(HEADER, Path::new("o")).unwrap().is_empty());
+    let cut = &bytes[..bytes.len() - 1];
+    let e = file_names(cut, Path::new("obj")).unwrap_err();
+    assert!(e.to_string().contains("obj"), "{e}");
+    let mut bad = bytes.clone();
+    let at = bytes.windows(8).position(|w| w == b"\"hash\":\"").unwrap() + 8;
+    bad[at] = b'Z';
+    assert!(file_names(&bad, Path::new("obj")).is_err());
+}

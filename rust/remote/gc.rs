@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::packidx::{self, PackIndex};
-use super::{catalog, transfer, Remote};
+use super::{catalog, multipart, transfer, Remote};
 use crate::atomic::kill_point;
 use crate::cache::Cache;
 use crate::error::{Error, RemoteKind, Result};
@@ -555,6 +555,50 @@ async fn collect(
             del(rel, "remote_gc_object").await?;
         }
     }
+
+    // Staged uploads a killed push left behind (`multipart`): older than the grace period,
+    // nobody is still writing them.
+    let mut staged = vec![];
+    if let Some(root) = &r.local_root {
+        // The directory backend hides its own partial files (`name#N`) from listings.
+        if let Ok(dir) = std::fs::read_dir(root.join(multipart::STAGING)) {
+            for e in dir.flatten() {
+                let old = e.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(|t| {
+                    let t = t
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                    now - t >= o.grace_s
+                });
+                if old {
+                    staged.push(e.path());
+                }
+            }
+        }
+        if !o.dry_run {
+            for p in &staged {
+                lease_ok(r, lease_end)?;
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    } else {
+        for m in list(r, multipart::STAGING).await? {
+            if age(&m) >= o.grace_s {
+                let rel = rel_of(r, &m);
+                staged.push(rel.clone().into());
+                if !o.dry_run {
+                    del(rel, "remote_gc_staged").await?;
+                }
+            }
+        }
+    }
+    if !staged.is_empty() {
+        let verb = if o.dry_run { "would remove" } else { "removed" };
+        rep.notes.push(format!(
+            "{verb} {} staged upload(s) a killed push left in {}/",
+            staged.len(),
+            multipart::STAGING
+        ));
+    }
     Ok(rep)
 }
 
@@ -656,6 +700,45 @@ mod tests {
         r.block_on(r.put_once(LOCK_KEY, serde_json::to_vec(&stale).unwrap().into()))
             .unwrap();
         gc(&r, Path::new("/nonexistent"), &[], &opts()).unwrap();
+    }
+
+    #[test]
+    fn staged_uploads_a_killed_push_left_are_removed_after_the_grace_period() {
+        let r = memory_remote();
+        r.block_on(r.check_format(true)).unwrap();
+        let stale = format!("{}/0123abcd", multipart::STAGING);
+        r.block_on(r.put_once(&stale, "partial".into())).unwrap();
+        let young = GcOptions {
+            grace_s: 3600,
+            ..opts()
+        };
+        let rep = gc(&r, Path::new("/nonexistent"), &[], &young).unwrap();
+        assert_eq!(keys(&r, multipart::STAGING).len(), 1, "{:?}", rep.notes);
+        let rep = gc(&r, Path::new("/nonexistent"), &[], &opts()).unwrap();
+        assert!(keys(&r, multipart::STAGING).is_empty());
+        assert!(
+            rep.notes.iter().any(|n| n.contains("removed 1 staged upload")),
+            "{:?}",
+            rep.notes
+        );
+    }
+
+    #[test]
+    fn a_directory_remote_removes_the_partial_files_it_hides_from_listings() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = super::super::RemoteConfig {
+            name: "dir".into(),
+            url: d.path().to_str().unwrap().into(),
+            jobs: 2,
+            ..Default::default()
+        };
+        let r = Remote::open(&cfg).unwrap();
+        r.block_on(r.check_format(true)).unwrap();
+        let tmp = d.path().join(multipart::STAGING);
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::write(tmp.join("0123abcd#1"), b"partial").unwrap();
+        gc(&r, Path::new("/nonexistent"), &[], &opts()).unwrap();
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod fetch;
 pub mod gc;
+pub mod multipart;
 pub mod packidx;
 pub mod place;
 pub mod push;
@@ -40,6 +41,8 @@ pub const PART: usize = 8 << 20;
 pub const PARTS_MAX: usize = 8;
 /// Retries of a failed request (5xx, timeouts) when the remote sets none.
 pub const DEFAULT_RETRIES: usize = 10;
+/// Per-request timeout unless the remote's `timeout` says otherwise.
+pub const DEFAULT_TIMEOUT_S: u64 = 120;
 
 /// How to reach a remote; built by `pivot.storage.remote` from the project config.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +71,12 @@ pub struct Remote {
     pub name: String,
     pub url: String,
     pub store: Arc<dyn ObjectStore>,
+    /// The same store as `store` when it is S3: multipart uploads complete create-only
+    /// through it (`multipart`).
+    s3: Option<Arc<object_store::aws::AmazonS3>>,
+    /// For requests `object_store` cannot make (the create-only multipart completion).
+    http: OnceLock<reqwest::Client>,
+    timeout: Duration,
     prefix: String,
     bucket: Option<String>,
     /// For a directory remote: its root, so writes can be made durable (`object_store`'s local
@@ -156,57 +165,57 @@ impl Remote {
             kind: RemoteKind::Other,
             msg: format!("remote {} ({}): {msg}", cfg.name, cfg.url),
         };
-        let (store, prefix, bucket): (Arc<dyn ObjectStore>, String, Option<String>) =
-            if cfg.url.starts_with("s3://") {
-                install_crypto();
-                let (bucket, prefix) = parse_s3_url(&cfg.url)
-                    .ok_or_else(|| err("not a valid s3://bucket/prefix URL".into()))?;
-                let mut b = object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(&bucket)
-                    .with_retry(object_store::RetryConfig {
-                        backoff: object_store::BackoffConfig::default(),
-                        max_retries: cfg.max_retries.unwrap_or(DEFAULT_RETRIES),
-                        retry_timeout: Duration::from_mins(3),
-                    })
-                    .with_client_options(
-                        object_store::ClientOptions::new()
-                            .with_timeout(Duration::from_secs(cfg.timeout_s.unwrap_or(120)))
-                            .with_connect_timeout(Duration::from_secs(10)),
-                    );
-                if let Some(r) = &cfg.region {
-                    b = b.with_region(r);
-                }
-                if let Some(e) = &cfg.endpoint_url {
-                    // Non-AWS endpoints (SeaweedFS, MinIO...) want path-style requests.
-                    b = b
-                        .with_endpoint(e)
-                        .with_allow_http(e.starts_with("http://"))
-                        .with_virtual_hosted_style_request(false);
-                }
-                if let (Some(k), Some(s)) = (&cfg.access_key_id, &cfg.secret_access_key) {
-                    b = b.with_access_key_id(k).with_secret_access_key(s);
-                    if let Some(t) = &cfg.session_token {
-                        b = b.with_token(t);
-                    }
-                }
-                let s = b.build().map_err(|e| err(format!("{e}")))?;
-                (Arc::new(s), prefix, Some(bucket))
-            } else {
-                let dir = cfg.url.strip_prefix("file://").unwrap_or(&cfg.url);
-                let dir = Path::new(dir);
-                if !dir.is_absolute() {
-                    return Err(err("a directory remote must be an absolute path".into()));
-                }
-                // The directory is created by the first push, so a fetch from one that does not
-                // exist is an empty remote rather than a crash in the backend.
-                std::fs::create_dir_all(dir).map_err(|e| err(format!("{e}")))?;
-                let s = object_store::local::LocalFileSystem::new_with_prefix(dir)
-                    .map_err(|e| err(format!("{e}")))?;
-                let mut r = Remote::with_store(cfg, Arc::new(s), String::new(), None);
-                r.local_root = Some(dir.to_path_buf());
-                return Ok(r);
-            };
-        Ok(Remote::with_store(cfg, store, prefix, bucket))
+        if !cfg.url.starts_with("s3://") {
+            let dir = cfg.url.strip_prefix("file://").unwrap_or(&cfg.url);
+            let dir = Path::new(dir);
+            if !dir.is_absolute() {
+                return Err(err("a directory remote must be an absolute path".into()));
+            }
+            // The directory is created by the first push, so a fetch from one that does not
+            // exist is an empty remote rather than a crash in the backend.
+            std::fs::create_dir_all(dir).map_err(|e| err(format!("{e}")))?;
+            let s = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                .map_err(|e| err(format!("{e}")))?;
+            let mut r = Remote::with_store(cfg, Arc::new(s), String::new(), None);
+            r.local_root = Some(dir.to_path_buf());
+            return Ok(r);
+        }
+        install_crypto();
+        let (bucket, prefix) = parse_s3_url(&cfg.url)
+            .ok_or_else(|| err("not a valid s3://bucket/prefix URL".into()))?;
+        let timeout = Duration::from_secs(cfg.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S));
+        let mut b = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .with_retry(object_store::RetryConfig {
+                backoff: object_store::BackoffConfig::default(),
+                max_retries: cfg.max_retries.unwrap_or(DEFAULT_RETRIES),
+                retry_timeout: Duration::from_mins(3),
+            })
+            .with_client_options(
+                object_store::ClientOptions::new()
+                    .with_timeout(timeout)
+                    .with_connect_timeout(Duration::from_secs(10)),
+            );
+        if let Some(r) = &cfg.region {
+            b = b.with_region(r);
+        }
+        if let Some(e) = &cfg.endpoint_url {
+            // Non-AWS endpoints (SeaweedFS, MinIO...) want path-style requests.
+            b = b
+                .with_endpoint(e)
+                .with_allow_http(e.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        if let (Some(k), Some(s)) = (&cfg.access_key_id, &cfg.secret_access_key) {
+            b = b.with_access_key_id(k).with_secret_access_key(s);
+            if let Some(t) = &cfg.session_token {
+                b = b.with_token(t);
+            }
+        }
+        let s = Arc::new(b.build().map_err(|e| err(format!("{e}")))?);
+        let mut r = Remote::with_store(cfg, s.clone(), prefix, Some(bucket));
+        r.s3 = Some(s);
+        Ok(r)
     }
 
     /// A remote over any backend (tests use the in-memory store).
@@ -220,6 +229,9 @@ impl Remote {
             name: cfg.name.clone(),
             url: cfg.url.clone(),
             store,
+            s3: None,
+            http: OnceLock::new(),
+            timeout: Duration::from_secs(cfg.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S)),
             prefix,
             bucket,
             local_root: None,
@@ -454,6 +466,18 @@ impl Remote {
         let mut c = g.as_deref().cloned().unwrap_or_default();
         c.add(idx);
         *g = Some(Arc::new(c));
+    }
+
+    /// The HTTP client for requests made outside `object_store` (built on first use).
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            install_crypto();
+            reqwest::Client::builder()
+                .timeout(self.timeout)
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        })
     }
 
     /// Run `fut` on the remote runtime from synchronous code.

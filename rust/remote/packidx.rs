@@ -127,22 +127,7 @@ pub fn id_of_name(name: &str) -> Option<&str> {
 
 /// Raw 32-byte hash of a 64-hex name (None if malformed: not 64 lowercase hex digits).
 pub fn raw(hex: &str) -> Option<[u8; 32]> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
-    }
-    let b = hex.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = (nibble(b[2 * i])? << 4) | nibble(b[2 * i + 1])?;
-    }
-    Some(out)
+    crate::hash::raw_from_hex(hex.as_bytes())
 }
 
 /// Hasher for maps keyed by raw object names: the names are blake3 outputs, uniformly

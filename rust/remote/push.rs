@@ -78,13 +78,10 @@ async fn push_async(r: &Remote, cache_dir: &Path, items: &[(String, bool)]) -> R
             }
             continue;
         }
-        match cache.read_manifest(h) {
-            Ok(m) => {
+        match cache.manifest_file_names(h) {
+            Ok(all) => {
                 let mut names = vec![];
-                for e in m.entries.iter().filter(|e| e.link.is_none()) {
-                    let Some(raw) = packidx::raw(&e.hash) else {
-                        continue;
-                    };
+                for raw in all {
                     if cat.contains(&raw) {
                         if seen.insert(raw) {
                             skipped += 1;

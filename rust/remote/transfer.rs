@@ -14,8 +14,10 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use object_store::{GetOptions, GetRange, ObjectStoreExt, PutPayload};
+use object_store::multipart::PartId;
+use object_store::{GetOptions, GetRange, PutPayload};
 
+use super::multipart::Upload;
 use super::place::{Pending, Placer};
 use super::{Remote, PART};
 use crate::error::{Error, IoContext, RemoteKind, Result};
@@ -24,14 +26,14 @@ use crate::hash::read_full;
 /// Parts of one multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
-/// The outcome of a spawned part upload.
-fn joined(
+/// The outcome of a spawned part upload: its (index, S3 part id), if the store has ids.
+fn joined<T>(
     r: &Remote,
     rel: &str,
-    res: std::result::Result<object_store::Result<()>, tokio::task::JoinError>,
-) -> Result<()> {
+    res: std::result::Result<object_store::Result<T>, tokio::task::JoinError>,
+) -> Result<T> {
     match res {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(t)) => Ok(t),
         Ok(Err(e)) => Err(r.map_err(&e, rel)),
         Err(e) => Err(r.error(RemoteKind::Other, format!("{rel}: part upload failed: {e}"))),
     }
@@ -112,39 +114,38 @@ pub async fn upload(r: &Remote, rel: &str, sources: Vec<Source>, total: u64) -> 
         .map_err(|e| r.error(RemoteKind::Other, format!("reader failed: {e}")))??;
         return r.put_once(rel, Bytes::from(data)).await;
     }
-    let key = r.key(rel);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
     let reader = tokio::task::spawn_blocking(move || {
         read_concat(&sources, PART, |b| tx.blocking_send(b).is_ok())
     });
-    let mut up = r
-        .store
-        .put_multipart(&key)
-        .await
-        .map_err(|e| r.map_err(&e, rel))?;
-    let sent: Result<()> = async {
+    let mut up = Upload::start(r, rel).await?;
+    let sent: Result<Vec<PartId>> = async {
         let mut inflight = FuturesUnordered::new();
+        let mut ids: Vec<(usize, PartId)> = vec![];
+        let mut idx = 0;
         while let Some(chunk) = rx.recv().await {
             while inflight.len() >= PARTS_IN_FLIGHT {
                 if let Some(res) = inflight.next().await {
-                    joined(r, rel, res)?;
+                    ids.extend(joined(r, rel, res)?);
                 }
             }
             let permit = r.parts.clone().acquire_owned().await;
-            let part = up.put_part(PutPayload::from(chunk));
+            let part = up.put_part(idx, PutPayload::from(chunk));
             // A task of its own: the part progresses (and frees its permit) while this upload
             // waits for the next permit; polled only from here, uploads would hold permits
             // while waiting for more and deadlock.
             inflight.push(tokio::spawn(async move {
                 let res = part.await;
                 drop(permit);
-                res
+                res.map(|id| id.map(|id| (idx, id)))
             }));
+            idx += 1;
         }
         while let Some(res) = inflight.next().await {
-            joined(r, rel, res)?;
+            ids.extend(joined(r, rel, res)?);
         }
-        Ok(())
+        ids.sort_by_key(|(i, _)| *i);
+        Ok(ids.into_iter().map(|(_, id)| id).collect())
     }
     .await;
     drop(rx);
@@ -154,15 +155,12 @@ pub async fn upload(r: &Remote, rel: &str, sources: Vec<Source>, total: u64) -> 
     let outcome = match (read, sent) {
         // A corrupt source wins: it names the object.
         (Ok(Err(e)) | Err(e), _) | (Ok(Ok(())), Err(e)) => Err(e),
-        (Ok(Ok(())), Ok(())) => Ok(()),
+        (Ok(Ok(())), Ok(ids)) => Ok(ids),
     };
     match outcome {
-        Ok(()) => {
-            up.complete().await.map_err(|e| r.map_err(&e, rel))?;
-            Ok(true)
-        }
+        Ok(ids) => up.finish(r, rel, ids).await,
         Err(e) => {
-            let _ = up.abort().await;
+            up.abort(r).await;
             Err(e)
         }
     }

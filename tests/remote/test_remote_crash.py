@@ -60,3 +60,24 @@ def test_sigkill_during_pull(tmp_path: pathlib.Path, backend: Backend, point: st
     cache_is_sound(clone.root)
     files = clone.root / ".pivot" / "cache" / "files"
     assert not list(files.glob(".pvtmp-*")), "stale temps of the killed fetch are removed"
+
+
+def test_sigkill_between_a_staged_upload_and_its_rename(tmp_path: pathlib.Path) -> None:
+    """A directory remote stages a big object in `tmp/` and links it into place create-only:
+    killed in between, nothing names the staged file, a re-push publishes the object, and
+    `gc --remote` removes the leftover once it is past the grace period."""
+    backend = new_backend("dir", tmp_path, None)
+    origin = origin_project(tmp_path, backend)
+    killed = run(origin.root, "push", env={"PIVOT_KILL_AT": "remote_staged_complete"})
+    assert killed.returncode == -9, killed.stderr
+    assert backend.directory is not None
+    staged = list((backend.directory / "tmp").iterdir())
+    assert staged, "the killed push left its staged upload"
+    runs_name_only_published_objects(remote_files(backend))
+    ok(run(origin.root, "push"))
+    assert len(remote_objects(remote_files(backend))) == 11
+    ok(run(origin.root, "gc", "--remote", "store", "--grace-minutes", "0"))
+    assert not list((backend.directory / "tmp").iterdir())
+    clone = clone_of(origin, tmp_path / "clone", backend)
+    ok(run(clone.root, "pull"))
+    ok(run(clone.root, "verify"))

@@ -49,13 +49,17 @@ def changed_tracked(ctx: Context) -> list[tuple[pvt.Tracked, str]]:
 def track(ctx: Context, paths: Sequence[Path | str]) -> list[Path]:
     """Cache each path and write `<path>.pvt` next to it; returns the `.pvt` paths."""
     outputs = {o.path.rstrip("/"): s.name for s in ctx.pipeline.stages.values() for o in s.outs}
+    # Named by their `.pvt` files alone: a malformed record elsewhere does not block tracking.
+    tracked = [p[: -len(pvt.PVT_SUFFIX)] for p in pvt.find_pvt_files(ctx.root, list(outputs))]
     # Held while objects go in and their .pvt files are written: a concurrent `pivot gc`
     # must not remove an object that only this .pvt is about to name.
     with CacheUse(ctx.locks_dir):
-        return _track(ctx, paths, outputs)
+        return _track(ctx, paths, outputs, tracked)
 
 
-def _track(ctx: Context, paths: Sequence[Path | str], outputs: dict[str, str]) -> list[Path]:
+def _track(
+    ctx: Context, paths: Sequence[Path | str], outputs: dict[str, str], tracked: list[str]
+) -> list[Path]:
     written: list[Path] = []
     rels: list[str] = []
     for p in paths:
@@ -68,6 +72,11 @@ def _track(ctx: Context, paths: Sequence[Path | str], outputs: dict[str, str]) -
         for out, stage in outputs.items():
             if rel == out or rel.startswith(out + "/") or out.startswith(rel + "/"):
                 raise PivotError(f"{rel}: overlaps output {out} of stage '{stage}'")
+        # As DVC: one record per tree. A `.pvt` inside a tracked directory would be data of
+        # that directory, and `.pvt` discovery skips tracked directories.
+        for t in tracked:
+            if rel.startswith(t + "/") or t.startswith(rel + "/"):
+                raise PivotError(f"{rel}: overlaps tracked path {t} ({t}{pvt.PVT_SUFFIX})")
         path = ctx.root / rel
         if not os.path.lexists(path):
             raise PivotError(f"{rel}: no such file or directory")

@@ -96,21 +96,23 @@ def parse_pvt(data: bytes, pvt_rel: str, label: str | None = None) -> Tracked:
 
 
 def find_pvt_files(root: Path, prune: Sequence[str] = ()) -> list[str]:
-    """Project-relative paths of every `.pvt` file, skipping `.git`, `.pivot`, venvs and
-    the directories in `prune` (stage output directories: they hold no tracked files)."""
+    """Project-relative paths of every `.pvt` file, skipping `.git`, `.pivot`, venvs, the
+    directories in `prune` (stage output directories: they hold no tracked files) and every
+    directory `d` next to a `d.pvt` (a tracked directory: `pivot track` refuses nested
+    tracking, so a 10^6-file tree costs one name lookup, not a walk)."""
     pruned = {p.rstrip("/") for p in prune}
     found: list[str] = []
     for dirpath, dirs, files in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
+        pvts = sorted(f for f in files if f.endswith(PVT_SUFFIX))
+        tracked = {f[: -len(PVT_SUFFIX)] for f in pvts}
         keep = []
         for d in dirs:
             rel = f"{rel_dir}/{d}" if rel_dir else d
-            if d in _PRUNE or rel in pruned:
+            if d in _PRUNE or rel in pruned or d in tracked:
                 continue
             keep.append(d)
         dirs[:] = sorted(keep)
-        for f in sorted(files):
-            if f.endswith(PVT_SUFFIX):
-                found.append(f"{rel_dir}/{f}" if rel_dir else f)
+        found.extend(f"{rel_dir}/{f}" if rel_dir else f for f in pvts)
     return found

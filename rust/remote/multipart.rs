@@ -1,0 +1,323 @@
+//! Create-only multipart uploads: nothing on a remote is ever overwritten, big keys included.
+//!
+//! `object_store` completes a multipart upload unconditionally, so two pushes racing on the
+//! same big object (both sent a `HEAD` before either finished) would each complete it. Here:
+//! - on S3 the completion is sent by us, presigned with `If-None-Match: *`: the server
+//!   refuses (412) to complete over an existing key, and the loser aborts its upload;
+//! - on other stores (a directory, the in-memory store of the tests) the parts go to a fresh
+//!   staging key `tmp/<random>`, which is then renamed create-only onto the real key (on a
+//!   directory: a hard link, which fails if the name exists, then the staging name is removed).
+//!
+//! Either way the caller learns whether it created the key or found it there.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use object_store::aws::AmazonS3;
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as Key;
+use object_store::signer::{SignedUrlOptions, Signer};
+use object_store::{MultipartUpload, ObjectStoreExt, PutPayload};
+use reqwest::header::{HeaderValue, IF_NONE_MATCH};
+use reqwest::{Method, StatusCode};
+
+use super::Remote;
+use crate::error::{RemoteKind, Result};
+
+/// Where staged uploads of non-S3 stores live until renamed into place (`pivot gc --remote`
+/// removes stale ones).
+pub const STAGING: &str = "tmp";
+
+/// How long the presigned completion request stays valid (it is sent at once; retries sign
+/// again).
+const SIGNED_FOR: Duration = Duration::from_mins(15);
+
+pub enum Upload {
+    S3 {
+        s3: Arc<AmazonS3>,
+        key: Key,
+        id: String,
+    },
+    Staged {
+        up: Box<dyn MultipartUpload>,
+        staging: Key,
+    },
+}
+
+/// A fresh, unguessable staging name.
+fn staging_name() -> String {
+    let mut b = [0u8; 16];
+    // SAFETY: getrandom writes at most `b.len()` bytes into `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if usize::try_from(n).ok() != Some(b.len()) {
+        // Not expected for 16 bytes on Linux; time and pid still separate concurrent writers.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let h = blake3::hash(format!("{t}-{}", std::process::id()).as_bytes());
+        b.copy_from_slice(&h.as_bytes()[..16]);
+    }
+    // The hex of 16 bytes, through the digest formatter (the first 32 of its 64 digits).
+    let mut full = [0u8; 32];
+    full[..16].copy_from_slice(&b);
+    format!("{STAGING}/{}", &crate::hash::hex(&blake3::Hash::from(full))[..32])
+}
+
+impl Upload {
+    /// Begin an upload that will publish `rel`.
+    pub async fn start(r: &Remote, rel: &str) -> Result<Upload> {
+        if let Some(s3) = &r.s3 {
+            let key = r.key(rel);
+            let id = s3
+                .create_multipart(&key)
+                .await
+                .map_err(|e| r.map_err(&e, rel))?;
+            return Ok(Upload::S3 {
+                s3: s3.clone(),
+                key,
+                id,
+            });
+        }
+        let staging = r.key(&staging_name());
+        let up = r
+            .store
+            .put_multipart(&staging)
+            .await
+            .map_err(|e| r.map_err(&e, rel))?;
+        Ok(Upload::Staged { up, staging })
+    }
+
+    /// Send part `idx` (0-based, in order of the bytes); the future is independent of `self`.
+    pub fn put_part(
+        &mut self,
+        idx: usize,
+        data: PutPayload,
+    ) -> BoxFuture<'static, object_store::Result<Option<PartId>>> {
+        match self {
+            Upload::S3 { s3, key, id } => {
+                let (s3, key, id) = (s3.clone(), key.clone(), id.clone());
+                async move { s3.put_part(&key, &id, idx, data).await.map(Some) }.boxed()
+            }
+            Upload::Staged { up, .. } => up.put_part(data).map(|r| r.map(|()| None)).boxed(),
+        }
+    }
+
+    /// Publish the uploaded parts (`parts`: the S3 part ids in order) as `rel`, create-only.
+    /// Ok(false): `rel` already existed; the upload was discarded.
+    pub async fn finish(self, r: &Remote, rel: &str, parts: Vec<PartId>) -> Result<bool> {
+        match self {
+            Upload::S3 { s3, key, id } => {
+                let created = complete_create_only(r, &s3, rel, &key, &id, &parts).await;
+                if !matches!(created, Ok(true)) {
+                    let _ = s3.abort_multipart(&key, &id).await;
+                }
+                created
+            }
+            Upload::Staged { mut up, staging } => {
+                up.complete().await.map_err(|e| r.map_err(&e, rel))?;
+                crate::atomic::kill_point("remote_staged_complete");
+                match r.store.rename_if_not_exists(&staging, &r.key(rel)).await {
+                    Ok(()) => Ok(true),
+                    Err(object_store::Error::AlreadyExists { .. }) => {
+                        let _ = r.store.delete(&staging).await;
+                        Ok(false)
+                    }
+                    Err(e) => {
+                        let _ = r.store.delete(&staging).await;
+                        Err(r.map_err(&e, rel))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Give up (best effort: a crash leaves what `pivot gc --remote` or a bucket lifecycle
+    /// rule removes).
+    pub async fn abort(self, r: &Remote) {
+        match self {
+            Upload::S3 { s3, key, id } => {
+                let _ = s3.abort_multipart(&key, &id).await;
+            }
+            Upload::Staged { mut up, staging } => {
+                let _ = up.abort().await;
+                let _ = r.store.delete(&staging).await;
+            }
+        }
+    }
+}
+
+/// The body of a `CompleteMultipartUpload` request (part numbers are 1-based).
+fn completion_body(parts: &[PartId]) -> String {
+    let mut body = String::from("<CompleteMultipartUpload>");
+    for (i, p) in parts.iter().enumerate() {
+        let etag = p
+            .content_id
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        let _ = write!(
+            body,
+            "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
+            i + 1
+        );
+    }
+    body.push_str("</CompleteMultipartUpload>");
+    body
+}
+
+/// The S3 error code of a response body (`<Code>…</Code>`), if any.
+fn error_code(body: &str) -> Option<&str> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let end = body[start..].find("</Code>")? + start;
+    Some(&body[start..end])
+}
+
+/// `CompleteMultipartUpload` with `If-None-Match: *`, retried on 5xx, timeouts and the
+/// "200 with an error body" answer S3 documents for this call. Ok(false) when the key exists.
+async fn complete_create_only(
+    r: &Remote,
+    s3: &AmazonS3,
+    rel: &str,
+    key: &Key,
+    id: &str,
+    parts: &[PartId],
+) -> Result<bool> {
+    let body = completion_body(parts);
+    let opts = SignedUrlOptions::new()
+        .with_query([("uploadId", id)])
+        .with_signed_header(IF_NONE_MATCH, HeaderValue::from_static("*"));
+    let failed = |kind: RemoteKind, msg: String| {
+        r.error(kind, format!("{rel}: completing the upload failed: {msg}"))
+    };
+    let mut pause = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        let url = s3
+            .signed_url_opts(Method::POST, key, SIGNED_FOR, &opts)
+            .await
+            .map_err(|e| r.map_err(&e, rel))?;
+        let sent = r
+            .http()
+            .post(url)
+            .header(IF_NONE_MATCH, "*")
+            .header("content-type", "application/xml")
+            .body(body.clone())
+            .send()
+            .await;
+        let retry = match sent {
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                let code = error_code(&text);
+                match (status, code) {
+                    (StatusCode::PRECONDITION_FAILED, _) => return Ok(false),
+                    (s, None) if s.is_success() => return Ok(true),
+                    // An earlier attempt that timed out may have completed it: the upload id
+                    // is gone and the key is there.
+                    (_, Some("NoSuchUpload")) if attempt > 0 && r.exists(rel).await? => {
+                        return Ok(true)
+                    }
+                    (s, c) if s.is_server_error() || s.is_success() => {
+                        format!("HTTP {} {}", s.as_u16(), c.unwrap_or(""))
+                    }
+                    (StatusCode::FORBIDDEN, c) => {
+                        return Err(failed(
+                            RemoteKind::Auth,
+                            format!(
+                                "access denied ({}); credentials tried: {}",
+                                c.unwrap_or("403"),
+                                r.cred_desc
+                            ),
+                        ))
+                    }
+                    (s, c) => {
+                        return Err(failed(
+                            RemoteKind::Other,
+                            format!("HTTP {} {}", s.as_u16(), c.unwrap_or("")),
+                        ))
+                    }
+                }
+            }
+            Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => e.to_string(),
+            Err(e) => return Err(failed(RemoteKind::Other, e.to_string())),
+        };
+        attempt += 1;
+        if attempt > r.max_retries {
+            return Err(failed(
+                RemoteKind::Other,
+                format!("{retry} (after {attempt} attempts)"),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(15));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use futures::StreamExt;
+    use object_store::ObjectStore;
+
+    #[test]
+    fn completion_body_numbers_parts_from_one_and_escapes_etags() {
+        let parts = vec![
+            PartId {
+                content_id: "\"a\"".into(),
+            },
+            PartId {
+                content_id: "<b>&".into(),
+            },
+        ];
+        assert_eq!(
+            completion_body(&parts),
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part>\
+             <Part><PartNumber>2</PartNumber><ETag>&lt;b&gt;&amp;</ETag></Part>\
+             </CompleteMultipartUpload>"
+        );
+        assert_eq!(
+            error_code("<Error><Code>NoSuchUpload</Code></Error>"),
+            Some("NoSuchUpload")
+        );
+        assert_eq!(error_code("<CompleteMultipartUploadResult/>"), None);
+    }
+
+    #[test]
+    fn a_staged_upload_never_replaces_an_existing_key() {
+        let r = memory_remote();
+        assert!(r
+            .block_on(r.put_once("objects/ab/cd", "first".into()))
+            .unwrap());
+        let created = r.block_on(async {
+            let mut up = Upload::start(&r, "objects/ab/cd").await.unwrap();
+            up.put_part(0, "second".into()).await.unwrap();
+            up.finish(&r, "objects/ab/cd", vec![]).await.unwrap()
+        });
+        assert!(!created, "the key existed");
+        let got = r.block_on(r.get_small("objects/ab/cd")).unwrap().unwrap();
+        assert_eq!(&got[..], b"first");
+        // The staging key is gone, and a fresh key is created.
+        let left: Vec<_> = r.block_on(r.store.list(Some(&r.key(STAGING))).collect::<Vec<_>>());
+        assert!(left.is_empty(), "{left:?}");
+        let created = r.block_on(async {
+            let mut up = Upload::start(&r, "objects/ef/gh").await.unwrap();
+            up.put_part(0, "third".into()).await.unwrap();
+            up.finish(&r, "objects/ef/gh", vec![]).await.unwrap()
+        });
+        assert!(created);
+        let got = r.block_on(r.get_small("objects/ef/gh")).unwrap().unwrap();
+        assert_eq!(&got[..], b"third");
+    }
+
+    #[test]
+    fn staging_names_differ() {
+        let a = staging_name();
+        assert!(a.starts_with("tmp/") && a.len() == 4 + 32, "{a}");
+        assert_ne!(a, staging_name());
+    }
+}
