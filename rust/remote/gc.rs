@@ -563,12 +563,16 @@ async fn collect(
         // The directory backend hides its own partial files (`name#N`) from listings.
         if let Ok(dir) = std::fs::read_dir(root.join(multipart::STAGING)) {
             for e in dir.flatten() {
-                let old = e.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(|t| {
-                    let t = t
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-                    now - t >= o.grace_s
-                });
+                let old = e
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .is_some_and(|t| {
+                        let t = t
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                        now - t >= o.grace_s
+                    });
                 if old {
                     staged.push(e.path());
                 }
@@ -717,7 +721,9 @@ mod tests {
         let rep = gc(&r, Path::new("/nonexistent"), &[], &opts()).unwrap();
         assert!(keys(&r, multipart::STAGING).is_empty());
         assert!(
-            rep.notes.iter().any(|n| n.contains("removed 1 staged upload")),
+            rep.notes
+                .iter()
+                .any(|n| n.contains("removed 1 staged upload")),
             "{:?}",
             rep.notes
         );

@@ -64,7 +64,10 @@ fn staging_name() -> String {
     // The hex of 16 bytes, through the digest formatter (the first 32 of its 64 digits).
     let mut full = [0u8; 32];
     full[..16].copy_from_slice(&b);
-    format!("{STAGING}/{}", &crate::hash::hex(&blake3::Hash::from(full))[..32])
+    format!(
+        "{STAGING}/{}",
+        &crate::hash::hex(&blake3::Hash::from(full))[..32]
+    )
 }
 
 impl Upload {

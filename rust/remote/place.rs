@@ -40,7 +40,8 @@ pub struct Placer<'a> {
     idx: Option<&'a Index>,
     /// `idx`'s stamp, taken before any object of this fetch was written.
     stamp: i64,
-    tmpfile: bool,
+    /// None: named temps (no `O_TMPFILE` here).
+    tmpfile: Option<Naming>,
 }
 
 /// An object being written: its file (unnamed, or a named temp) and its hash so far.
@@ -84,20 +85,44 @@ fn open_tmpfile(dir: &Path) -> io::Result<File> {
         .open(dir)
 }
 
+/// How an unnamed file is given its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Naming {
+    /// `linkat(fd, "", …, AT_EMPTY_PATH)`: no path walk; needs `CAP_DAC_READ_SEARCH`.
+    EmptyPath,
+    /// `linkat("/proc/self/fd/N", …, AT_SYMLINK_FOLLOW)`: unprivileged, through `/proc`.
+    ProcFd,
+}
+
 /// Give the unnamed file `f` the name `dst` (EEXIST if taken).
-fn link_tmpfile(f: &File, dst: &Path) -> io::Result<()> {
-    let src = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
+fn link_tmpfile(f: &File, dst: &Path, how: Naming) -> io::Result<()> {
     let dst = CString::new(dst.as_os_str().as_bytes())?;
-    // SAFETY: valid NUL-terminated paths; AT_SYMLINK_FOLLOW resolves the fd's magic link to the
-    // open (unnamed) inode, the documented way to name an O_TMPFILE without privileges.
-    let rc = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            src.as_ptr(),
-            libc::AT_FDCWD,
-            dst.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
+    let rc = match how {
+        // SAFETY: a valid fd, an empty NUL-terminated path and a valid destination path.
+        Naming::EmptyPath => unsafe {
+            libc::linkat(
+                f.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                dst.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        },
+        Naming::ProcFd => {
+            let src = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
+            // SAFETY: valid NUL-terminated paths; AT_SYMLINK_FOLLOW resolves the fd's magic
+            // link to the open (unnamed) inode, the documented way to name an O_TMPFILE
+            // without privileges.
+            unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    src.as_ptr(),
+                    libc::AT_FDCWD,
+                    dst.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            }
+        }
     };
     if rc == 0 {
         Ok(())
@@ -107,15 +132,19 @@ fn link_tmpfile(f: &File, dst: &Path) -> io::Result<()> {
 }
 
 /// Whether unnamed files can be created in `dir` and named afterwards (kernel, filesystem and
-/// `/proc` all cooperate): one probe per fetch, its name removed at once.
-fn tmpfile_works(dir: &Path) -> bool {
-    let Ok(f) = open_tmpfile(dir) else {
-        return false;
-    };
-    let probe = atomic::temp_path_in(dir);
-    let ok = link_tmpfile(&f, &probe).is_ok();
-    let _ = fs::remove_file(&probe);
-    ok
+/// privileges or `/proc` cooperate), and how: one probe per fetch, its name removed at once.
+fn tmpfile_naming(dir: &Path) -> Option<Naming> {
+    [Naming::EmptyPath, Naming::ProcFd]
+        .into_iter()
+        .find(|&how| {
+            let Ok(f) = open_tmpfile(dir) else {
+                return false;
+            };
+            let probe = atomic::temp_path_in(dir);
+            let ok = link_tmpfile(&f, &probe, how).is_ok();
+            let _ = fs::remove_file(&probe);
+            ok
+        })
 }
 
 /// Set the mtime of the open file to `ns` (nanoseconds since the epoch), atime untouched.
@@ -145,13 +174,13 @@ impl<'a> Placer<'a> {
             cache,
             idx,
             stamp: idx.map_or(0, Index::stamp),
-            tmpfile: tmpfile_works(&cache.files),
+            tmpfile: tmpfile_naming(&cache.files),
         }
     }
 
     /// Start writing an object.
     pub fn begin(&self) -> Result<Pending> {
-        let (file, tmp) = if self.tmpfile {
+        let (file, tmp) = if self.tmpfile.is_some() {
             (open_tmpfile(&self.cache.files).at(&self.cache.files)?, None)
         } else {
             let tmp = atomic::temp_path_in(&self.cache.files);
@@ -210,9 +239,10 @@ impl<'a> Placer<'a> {
             }
             p.tmp = None; // moved into the cache, or removed: nothing for `drop` to do
         } else {
+            let how = self.tmpfile.expect("a file without a temp name is unnamed");
             self.cache.ensure_shard(hash)?;
             kill_point(KILL_POINT);
-            match link_tmpfile(&p.file, &obj) {
+            match link_tmpfile(&p.file, &obj, how) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     let intact = fs::symlink_metadata(&obj)
@@ -223,7 +253,7 @@ impl<'a> Placer<'a> {
                     } else {
                         // It names other bytes (truncated by a crash, or edited): replace it.
                         let tmp = atomic::temp_path_in(&self.cache.files);
-                        link_tmpfile(&p.file, &tmp).at(&tmp)?;
+                        link_tmpfile(&p.file, &tmp, how).at(&tmp)?;
                         fs::rename(&tmp, &obj).at(&obj).inspect_err(|_| {
                             let _ = fs::remove_file(&tmp);
                         })?;
@@ -315,7 +345,7 @@ mod tests {
     fn named_temps_work_where_unnamed_files_do_not() {
         let (_d, c) = cache();
         let mut pl = Placer::new(&c, None);
-        pl.tmpfile = false;
+        pl.tmpfile = None;
         let h = crate::hash::hash_bytes(b"x");
         assert_eq!(pl.store(&h, b"x").unwrap(), Got::Stored(1));
         assert_eq!(fs::read(c.object_path(&h).unwrap()).unwrap(), b"x");
@@ -324,12 +354,36 @@ mod tests {
     }
 
     #[test]
+    fn both_ways_of_naming_an_unnamed_file_place_the_object() {
+        for how in [Naming::EmptyPath, Naming::ProcFd] {
+            let (_d, c) = cache();
+            let mut pl = Placer::new(&c, None);
+            if pl.tmpfile.is_none() {
+                return; // no O_TMPFILE on this file system: the named-temp test covers it
+            }
+            let probe = atomic::temp_path_in(&c.files);
+            let f = open_tmpfile(&c.files).unwrap();
+            if link_tmpfile(&f, &probe, how).is_err() {
+                continue; // EmptyPath without the capability
+            }
+            fs::remove_file(&probe).unwrap();
+            pl.tmpfile = Some(how);
+            let h = crate::hash::hash_bytes(b"named");
+            assert_eq!(pl.store(&h, b"named").unwrap(), Got::Stored(5), "{how:?}");
+            assert_eq!(fs::read(c.object_path(&h).unwrap()).unwrap(), b"named");
+            assert!(leftovers(&c).is_empty(), "{:?}", leftovers(&c));
+        }
+    }
+
+    #[test]
     fn an_object_left_unnamed_leaves_no_file_in_either_mode() {
         // A write error (a full disk) or a fetch abandoned mid-object drops the Pending.
         for tmpfile in [true, false] {
             let (_d, c) = cache();
             let mut pl = Placer::new(&c, None);
-            pl.tmpfile = pl.tmpfile && tmpfile;
+            if !tmpfile {
+                pl.tmpfile = None;
+            }
             let mut p = pl.begin().unwrap();
             p.write(b"half of an obj").unwrap();
             drop(p);

@@ -108,20 +108,23 @@ def test_stalled_requests_time_out_and_are_retried(
     backend = new_backend("s3", tmp_path, s3_server)
     origin = origin_project(tmp_path, backend)
     # Push: the first upload of an index (a create-only PUT), of a pack and of a part of the
-    # big loose object each hang once.
+    # big loose object each hang once, and so does the (create-only) completion of its upload.
     push_rule = _first(lambda m, p: m == "PUT" and "/index/" in p)
     pack_rule = _first(lambda m, p: m == "PUT" and "/packs/" in p)
     part_rule = _first(lambda m, p: m == "PUT" and "/objects/" in p and "uploadId" in p)
+    done_rule = _first(lambda m, p: m == "POST" and "/objects/" in p and "uploadId" in p)
 
     def on_push(m: str, p: str, n: int) -> Stall | None:
-        return push_rule(m, p, n) or pack_rule(m, p, n) or part_rule(m, p, n)  # type: ignore[return-value]
+        return (
+            push_rule(m, p, n) or pack_rule(m, p, n) or part_rule(m, p, n) or done_rule(m, p, n)  # type: ignore[return-value]
+        )
 
     gen = _stalling(s3_server, on_push)
     proxy = next(gen)
     try:
         _use_stalling(origin.root, proxy, retries=5)
         doc = json.loads(ok(run(origin.root, "push", "--json")).stdout)
-        assert proxy.injected == 3
+        assert proxy.injected == 4
     finally:
         gen.close()
     assert (doc["uploaded"], doc["runs_uploaded"]) == (11, 5)
