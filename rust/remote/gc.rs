@@ -595,12 +595,31 @@ async fn collect(
             }
         }
     }
+    let verb = if o.dry_run { "would remove" } else { "removed" };
     if !staged.is_empty() {
-        let verb = if o.dry_run { "would remove" } else { "removed" };
         rep.notes.push(format!(
             "{verb} {} staged upload(s) a killed push left in {}/",
             staged.len(),
             multipart::STAGING
+        ));
+    }
+    // S3: multipart uploads a killed push left open (their parts are stored and billed, but
+    // invisible to listings). Those older than the grace period belong to no live push.
+    let stale: Vec<_> = multipart::open_uploads(r)
+        .await?
+        .into_iter()
+        .filter(|u| now - u.initiated >= o.grace_s)
+        .collect();
+    if !stale.is_empty() {
+        if !o.dry_run {
+            for u in &stale {
+                lease_ok(r, lease_end)?;
+                multipart::abort_open(r, u).await?;
+            }
+        }
+        rep.notes.push(format!(
+            "{verb} {} unfinished multipart upload(s) a killed push left open",
+            stale.len()
         ));
     }
     Ok(rep)

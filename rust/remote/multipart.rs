@@ -153,6 +153,140 @@ impl Upload {
     }
 }
 
+/// An unfinished S3 multipart upload under the remote's prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenUpload {
+    pub key: String,
+    pub id: String,
+    /// When it was started, in seconds since the epoch (the store's clock).
+    pub initiated: i64,
+}
+
+/// The text of each `<tag>…</tag>` in `xml` (S3 listings: flat, no attributes on these tags).
+fn tags<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = vec![];
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        let Some(j) = after.find(&close) else { break };
+        out.push(&after[..j]);
+        rest = &after[j + close.len()..];
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// `2026-12-07T02:01:20.000Z` -> seconds since the epoch (UTC; fractions dropped).
+fn parse_utc(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    if bytes.len() < 19 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[10] != b'T' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// One page of a `ListMultipartUploads` answer, and the markers of the next page if any.
+fn parse_uploads(xml: &str) -> (Vec<OpenUpload>, Option<(String, String)>) {
+    let uploads = tags(xml, "Upload")
+        .into_iter()
+        .filter_map(|u| {
+            Some(OpenUpload {
+                key: unescape(tags(u, "Key").first()?),
+                id: unescape(tags(u, "UploadId").first()?),
+                initiated: parse_utc(tags(u, "Initiated").first()?)?,
+            })
+        })
+        .collect();
+    let truncated = tags(xml, "IsTruncated").first() == Some(&"true");
+    let next = match (
+        tags(xml, "NextKeyMarker").first(),
+        tags(xml, "NextUploadIdMarker").first(),
+    ) {
+        (Some(k), Some(u)) if truncated => Some((unescape(k), unescape(u))),
+        _ => None,
+    };
+    (uploads, next)
+}
+
+/// Every unfinished multipart upload under the remote's prefix (S3 only; `object_store` has
+/// no call for it, so the request is presigned and sent here like the completion).
+pub async fn open_uploads(r: &Remote) -> Result<Vec<OpenUpload>> {
+    let Some(s3) = &r.s3 else {
+        return Ok(vec![]);
+    };
+    let prefix = if r.prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", r.prefix)
+    };
+    let what = "listing unfinished uploads";
+    let mut all = vec![];
+    let mut marker: Option<(String, String)> = None;
+    loop {
+        let mut q = vec![("uploads", String::new()), ("prefix", prefix.clone())];
+        if let Some((k, u)) = &marker {
+            q.push(("key-marker", k.clone()));
+            q.push(("upload-id-marker", u.clone()));
+        }
+        let opts = SignedUrlOptions::new().with_query(q);
+        let url = s3
+            .signed_url_opts(Method::GET, &Key::from(""), SIGNED_FOR, &opts)
+            .await
+            .map_err(|e| r.map_err(&e, what))?;
+        let resp = r
+            .http()
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| r.error(RemoteKind::Other, format!("{what}: {e}")))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let code = error_code(&text).unwrap_or("");
+            let kind = if status == StatusCode::FORBIDDEN {
+                RemoteKind::Auth
+            } else {
+                RemoteKind::Other
+            };
+            return Err(r.error(kind, format!("{what}: HTTP {} {code}", status.as_u16())));
+        }
+        let (page, next) = parse_uploads(&text);
+        all.extend(page);
+        match next {
+            Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
+            _ => return Ok(all),
+        }
+    }
+}
+
+/// Abort an unfinished upload found by `open_uploads`.
+pub async fn abort_open(r: &Remote, u: &OpenUpload) -> Result<()> {
+    let Some(s3) = &r.s3 else { return Ok(()) };
+    match s3.abort_multipart(&Key::from(u.key.as_str()), &u.id).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(r.map_err(&e, &u.key)),
+    }
+}
+
 /// The body of a `CompleteMultipartUpload` request (part numbers are 1-based).
 fn completion_body(parts: &[PartId]) -> String {
     let mut body = String::from("<CompleteMultipartUpload>");
@@ -315,6 +449,27 @@ mod tests {
         assert!(created);
         let got = r.block_on(r.get_small("objects/ef/gh")).unwrap().unwrap();
         assert_eq!(&got[..], b"third");
+    }
+
+    #[test]
+    fn a_list_of_uploads_is_parsed_with_its_next_page() {
+        let xml = "<ListMultipartUploadsResult><Bucket>b</Bucket>\
+            <NextKeyMarker>p/objects/ab/c</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>\
+            <IsTruncated>true</IsTruncated>\
+            <Upload><Key>p/objects/ab/c&amp;d</Key><UploadId>u1</UploadId>\
+            <Initiated>2026-12-07T02:01:20.000Z</Initiated></Upload>\
+            <Upload><Key>p/packs/x.pack</Key><UploadId>u2</UploadId>\
+            <Initiated>1970-01-02T00:00:01Z</Initiated></Upload></ListMultipartUploadsResult>";
+        let (ups, next) = parse_uploads(xml);
+        assert_eq!(ups.len(), 2);
+        assert_eq!(ups[0].key, "p/objects/ab/c&d");
+        assert_eq!(ups[0].initiated, 1_796_608_880);
+        assert_eq!(ups[1].initiated, 86_401);
+        assert_eq!(next, Some(("p/objects/ab/c".into(), "u2".into())));
+        let (_, last) = parse_uploads("<IsTruncated>false</IsTruncated>");
+        assert_eq!(last, None);
+        assert_eq!(parse_utc("2000-03-01T00:00:00Z"), Some(951_868_800));
+        assert_eq!(parse_utc("garbage"), None);
     }
 
     #[test]

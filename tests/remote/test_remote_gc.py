@@ -236,3 +236,42 @@ def test_a_recent_push_whose_directory_is_not_published_yet_stops_gc(
     shutil.copy(b.root / "newdir.pvt", fresh / "newdir.pvt")
     ok(run(fresh, "pull"))
     assert (fresh / "newdir" / "f.txt").read_text().startswith("in a directory")
+
+
+@pytest.mark.parametrize("kind", ["moto", "seaweedfs"])
+def test_unfinished_multipart_uploads_are_aborted_after_the_grace_period(
+    tmp_path: pathlib.Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    """A push killed inside a big upload leaves an S3 multipart upload open: invisible to
+    listings, its parts still stored. gc aborts it once it is older than the grace period; an
+    upload under another prefix (not this remote's) is left alone."""
+    from _s3 import S3Server, client
+
+    server: S3Server = request.getfixturevalue("moto_server" if kind == "moto" else "s3_server")
+    backend = new_backend("s3", tmp_path, server)
+    origin = origin_project(tmp_path, backend)
+    ok(run(origin.root, "push"))
+    prefix = backend.url.split("/", 3)[3]
+    s3 = client(server)
+    mine = s3.create_multipart_upload(Bucket=server.bucket, Key=f"{prefix}/objects/ab/{'c' * 62}")
+    s3.upload_part(
+        Bucket=server.bucket, Key=mine["Key"], UploadId=mine["UploadId"], PartNumber=1, Body=b"p"
+    )
+    other = s3.create_multipart_upload(Bucket=server.bucket, Key=f"elsewhere-{prefix}/x")
+
+    def open_ids() -> set[str]:
+        ups = s3.list_multipart_uploads(Bucket=server.bucket).get("Uploads", [])
+        return {u["UploadId"] for u in ups}
+
+    if kind == "seaweedfs":
+        # (moto reports every upload as started in 2010, so only SeaweedFS can show this.)
+        young = ok(run(origin.root, "gc", "--remote", "store", "--json"))
+        assert mine["UploadId"] in open_ids(), "younger than the grace period: kept"
+        assert not any("multipart" in n for n in json.loads(young.stdout)["notes"])
+    doc = json.loads(ok(run(origin.root, *GC)).stdout)
+    assert any("removed 1 unfinished multipart upload" in n for n in doc["notes"]), doc["notes"]
+    assert open_ids() & {mine["UploadId"], other["UploadId"]} == {other["UploadId"]}
+    clone = clone_of(origin, tmp_path / "clone", backend)
+    ok(run(clone.root, "pull"))
+    ok(run(clone.root, "verify"))
+    s3.abort_multipart_upload(Bucket=server.bucket, Key=other["Key"], UploadId=other["UploadId"])
