@@ -426,29 +426,40 @@ mod tests {
 
     #[test]
     fn a_staged_upload_never_replaces_an_existing_key() {
-        let r = memory_remote();
-        assert!(r
-            .block_on(r.put_once("objects/ab/cd", "first".into()))
-            .unwrap());
-        let created = r.block_on(async {
-            let mut up = Upload::start(&r, "objects/ab/cd").await.unwrap();
-            up.put_part(0, "second".into()).await.unwrap();
-            up.finish(&r, "objects/ab/cd", vec![]).await.unwrap()
-        });
-        assert!(!created, "the key existed");
-        let got = r.block_on(r.get_small("objects/ab/cd")).unwrap().unwrap();
-        assert_eq!(&got[..], b"first");
-        // The staging key is gone, and a fresh key is created.
-        let left: Vec<_> = r.block_on(r.store.list(Some(&r.key(STAGING))).collect::<Vec<_>>());
-        assert!(left.is_empty(), "{left:?}");
-        let created = r.block_on(async {
-            let mut up = Upload::start(&r, "objects/ef/gh").await.unwrap();
-            up.put_part(0, "third".into()).await.unwrap();
-            up.finish(&r, "objects/ef/gh", vec![]).await.unwrap()
-        });
-        assert!(created);
-        let got = r.block_on(r.get_small("objects/ef/gh")).unwrap().unwrap();
-        assert_eq!(&got[..], b"third");
+        let d = tempfile::tempdir().unwrap();
+        let dir = Remote::open(&super::super::RemoteConfig {
+            name: "dir".into(),
+            url: d.path().to_str().unwrap().into(),
+            jobs: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        for r in [memory_remote(), dir] {
+            assert!(r
+                .block_on(r.put_once("objects/ab/cd", "first".into()))
+                .unwrap());
+            let created = r.block_on(async {
+                let mut up = Upload::start(&r, "objects/ab/cd").await.unwrap();
+                up.put_part(0, "second".into()).await.unwrap();
+                up.finish(&r, "objects/ab/cd", vec![]).await.unwrap()
+            });
+            assert!(!created, "the key existed");
+            let got = r.block_on(r.get_small("objects/ab/cd")).unwrap().unwrap();
+            assert_eq!(&got[..], b"first");
+            // The staging key is gone, and a fresh key is created.
+            let left: Vec<_> = r.block_on(r.store.list(Some(&r.key(STAGING))).collect::<Vec<_>>());
+            assert!(left.is_empty(), "{left:?}");
+            let created = r.block_on(async {
+                let mut up = Upload::start(&r, "objects/ef/gh").await.unwrap();
+                up.put_part(0, "third".into()).await.unwrap();
+                up.finish(&r, "objects/ef/gh", vec![]).await.unwrap()
+            });
+            assert!(created);
+            let got = r.block_on(r.get_small("objects/ef/gh")).unwrap().unwrap();
+            assert_eq!(&got[..], b"third");
+        }
+        let staged = d.path().join(STAGING);
+        assert!(std::fs::read_dir(&staged).map_or(0, Iterator::count) == 0);
     }
 
     #[test]
