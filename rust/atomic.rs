@@ -6,6 +6,7 @@
 //!
 //! Temp names are short and never derived from the final name, so a 255-byte final name works.
 
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
@@ -33,6 +34,27 @@ pub fn kill_point(name: &str) {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
     }
+}
+
+/// 32 hex digits from the kernel's random source: names and tokens other processes, on this
+/// machine or another, must not reproduce (staged uploads, gc lock tokens).
+pub fn random_hex() -> String {
+    let mut b = [0u8; 16];
+    // SAFETY: getrandom writes at most `b.len()` bytes into `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if usize::try_from(n).ok() != Some(b.len()) {
+        // Not expected for 16 bytes on Linux; time and pid still separate concurrent writers.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let h = blake3::hash(format!("{t}-{}", std::process::id()).as_bytes());
+        b.copy_from_slice(&h.as_bytes()[..16]);
+    }
+    b.iter().fold(String::with_capacity(32), |mut out, x| {
+        let _ = write!(out, "{x:02x}");
+        out
+    })
 }
 
 /// A fresh, short, unlikely-to-collide temp path inside `dir` (not created).

@@ -129,20 +129,11 @@ impl Manifest {
     /// Parse and validate manifest bytes; `src` names the object in errors. Rejects anything
     /// `to_bytes` would not have produced, and any path that could escape the directory.
     pub fn parse(data: &[u8], src: &Path) -> Result<Manifest> {
-        let body = data
-            .strip_prefix(HEADER)
-            .ok_or_else(|| Error::manifest(src, "not a pivot manifest (bad header line)"))?;
         let mut entries = Vec::new();
-        if !body.is_empty() {
-            let body = body
-                .strip_suffix(b"\n")
-                .ok_or_else(|| Error::manifest(src, "truncated (no final newline)"))?;
-            for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-                let e = parse_line(line)
-                    .map_err(|m| Error::manifest(src, format!("line {}: {m}", i + 2)))?;
-                entries.push(e);
-            }
-        }
+        for_each_line(data, src, |line| {
+            entries.push(parse_line(line)?);
+            Ok(())
+        })?;
         let m = Manifest { entries };
         validate(&m, src)?;
         if m.to_bytes() != data {
@@ -157,22 +148,34 @@ impl Manifest {
 /// already verified against their name (written by `to_bytes`, so canonical); `src` names the
 /// object in errors.
 pub fn file_names(data: &[u8], src: &Path) -> Result<Vec<[u8; 32]>> {
+    let mut names = Vec::new();
+    for_each_line(data, src, |line| {
+        names.extend(scan_file_hash(line)?);
+        Ok(())
+    })?;
+    Ok(names)
+}
+
+/// Check the header and the final newline of manifest bytes and hand `f` each entry line; an
+/// error of `f` names its line (the header is line 1).
+fn for_each_line(
+    data: &[u8],
+    src: &Path,
+    mut f: impl FnMut(&[u8]) -> std::result::Result<(), String>,
+) -> Result<()> {
     let body = data
         .strip_prefix(HEADER)
         .ok_or_else(|| Error::manifest(src, "not a pivot manifest (bad header line)"))?;
-    let mut names = Vec::new();
     if body.is_empty() {
-        return Ok(names);
+        return Ok(());
     }
     let body = body
         .strip_suffix(b"\n")
         .ok_or_else(|| Error::manifest(src, "truncated (no final newline)"))?;
     for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-        let name = scan_file_hash(line)
-            .map_err(|m| Error::manifest(src, format!("line {}: {m}", i + 2)))?;
-        names.extend(name);
+        f(line).map_err(|m| Error::manifest(src, format!("line {}: {m}", i + 2)))?;
     }
-    Ok(names)
+    Ok(())
 }
 
 /// Why a relative manifest path is unsafe, if it is.

@@ -63,16 +63,6 @@ fn now_s() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn rand_hex() -> String {
-    let seed = format!(
-        "{}-{}-{:?}",
-        std::process::id(),
-        now_s(),
-        std::time::SystemTime::now()
-    );
-    crate::hash::hash_bytes(seed.as_bytes())[..16].to_string()
-}
-
 fn pairs(items: &[(String, bool)]) -> Vec<serde_json::Value> {
     let mut sorted: Vec<&(String, bool)> = items.iter().collect();
     sorted.sort();
@@ -106,7 +96,10 @@ pub fn record_roots(
     });
     let mut data = serde_json::to_vec(&doc).map_err(|e| r.error(RemoteKind::Other, e))?;
     data.push(b'\n');
-    let rel = format!("roots/{clone}/{ns:020}-{}.json", &rand_hex()[..8]);
+    let rel = format!(
+        "roots/{clone}/{ns:020}-{}.json",
+        &crate::atomic::random_hex()[..8]
+    );
     r.block_on(async {
         r.check_format(true).await?;
         r.put_once(&rel, data.into()).await?;
@@ -168,7 +161,7 @@ async fn delete(r: &Remote, rel: &str) -> Result<()> {
 
 /// Take the gc lock; returns the store's "now" (the lock's own `last_modified`).
 async fn take_lock(r: &Remote, o: &GcOptions) -> Result<(i64, String)> {
-    let token = rand_hex();
+    let token = crate::atomic::random_hex();
     for attempt in 0..2 {
         let doc = serde_json::json!({
             "holder": o.holder, "token": token, "created": now_s(), "expires": now_s() + o.lease_s,

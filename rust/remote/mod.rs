@@ -320,8 +320,7 @@ impl Remote {
         // object_store retries 5xx for every request but a timeout only for idempotent ones,
         // and a conditional PUT is not idempotent to it. Here it is: sent again after a
         // timeout, a PUT that had landed answers 412, which counts as success below.
-        let mut attempt = 0;
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(self.max_retries);
         let first = loop {
             let opts = PutOptions::from(PutMode::Create);
             match self
@@ -329,11 +328,7 @@ impl Remote {
                 .put_opts(&key, PutPayload::from(data.clone()), opts)
                 .await
             {
-                Err(e) if attempt < self.max_retries && is_transport_timeout(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(15));
-                }
+                Err(e) if is_transport_timeout(&e) && backoff.wait().await => {}
                 other => break other,
             }
         };
@@ -484,6 +479,37 @@ impl Remote {
     #[allow(clippy::unused_self)] // a method: a remote's transfers run on the remote runtime
     pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
         runtime().block_on(fut)
+    }
+}
+
+/// Pauses between the attempts of a request `object_store` does not retry itself: 100 ms,
+/// doubling up to 15 s, at most `retries` times.
+pub struct Backoff {
+    left: usize,
+    pause: Duration,
+    /// Attempts that failed so far (`wait` calls that allowed another).
+    pub failed: usize,
+}
+
+impl Backoff {
+    pub fn new(retries: usize) -> Backoff {
+        Backoff {
+            left: retries,
+            pause: Duration::from_millis(100),
+            failed: 0,
+        }
+    }
+
+    /// Wait before the next attempt; false (at once) when the retries are used up.
+    pub async fn wait(&mut self) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        self.left -= 1;
+        self.failed += 1;
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_secs(15));
+        true
     }
 }
 

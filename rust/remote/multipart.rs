@@ -24,8 +24,8 @@ use object_store::{MultipartUpload, ObjectStoreExt, PutPayload};
 use reqwest::header::{HeaderValue, IF_NONE_MATCH};
 use reqwest::{Method, StatusCode};
 
-use super::Remote;
-use crate::error::{RemoteKind, Result};
+use super::{Backoff, Remote};
+use crate::error::{Error, RemoteKind, Result};
 
 /// Where staged uploads of non-S3 stores live until renamed into place (`pivot gc --remote`
 /// removes stale ones).
@@ -49,25 +49,7 @@ pub enum Upload {
 
 /// A fresh, unguessable staging name.
 fn staging_name() -> String {
-    let mut b = [0u8; 16];
-    // SAFETY: getrandom writes at most `b.len()` bytes into `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if usize::try_from(n).ok() != Some(b.len()) {
-        // Not expected for 16 bytes on Linux; time and pid still separate concurrent writers.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let h = blake3::hash(format!("{t}-{}", std::process::id()).as_bytes());
-        b.copy_from_slice(&h.as_bytes()[..16]);
-    }
-    // The hex of 16 bytes, through the digest formatter (the first 32 of its 64 digits).
-    let mut full = [0u8; 32];
-    full[..16].copy_from_slice(&b);
-    format!(
-        "{STAGING}/{}",
-        &crate::hash::hex(&blake3::Hash::from(full))[..32]
-    )
+    format!("{STAGING}/{}", crate::atomic::random_hex())
 }
 
 impl Upload {
@@ -261,13 +243,7 @@ pub async fn open_uploads(r: &Remote) -> Result<Vec<OpenUpload>> {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if !status.is_success() {
-            let code = error_code(&text).unwrap_or("");
-            let kind = if status == StatusCode::FORBIDDEN {
-                RemoteKind::Auth
-            } else {
-                RemoteKind::Other
-            };
-            return Err(r.error(kind, format!("{what}: HTTP {} {code}", status.as_u16())));
+            return Err(refused(r, what, status, error_code(&text)));
         }
         let (page, next) = parse_uploads(&text);
         all.extend(page);
@@ -306,6 +282,23 @@ fn completion_body(parts: &[PartId]) -> String {
     body
 }
 
+/// The error of a request the server answered with `status` (and S3 error `code`), for
+/// `what`: an authentication error names the credential sources tried.
+fn refused(r: &Remote, what: &str, status: StatusCode, code: Option<&str>) -> Error {
+    let code = code.unwrap_or("");
+    if status == StatusCode::FORBIDDEN {
+        let msg = format!(
+            "{what}: access denied ({code}); credentials tried: {}",
+            r.cred_desc
+        );
+        return r.error(RemoteKind::Auth, msg);
+    }
+    r.error(
+        RemoteKind::Other,
+        format!("{what}: HTTP {} {code}", status.as_u16()),
+    )
+}
+
 /// The S3 error code of a response body (`<Code>…</Code>`), if any.
 fn error_code(body: &str) -> Option<&str> {
     let start = body.find("<Code>")? + "<Code>".len();
@@ -327,11 +320,9 @@ async fn complete_create_only(
     let opts = SignedUrlOptions::new()
         .with_query([("uploadId", id)])
         .with_signed_header(IF_NONE_MATCH, HeaderValue::from_static("*"));
-    let failed = |kind: RemoteKind, msg: String| {
-        r.error(kind, format!("{rel}: completing the upload failed: {msg}"))
-    };
-    let mut pause = Duration::from_millis(100);
-    let mut attempt = 0;
+    let what = format!("{rel}: completing the upload failed");
+    let failed = |msg: String| r.error(RemoteKind::Other, format!("{what}: {msg}"));
+    let mut backoff = Backoff::new(r.max_retries);
     loop {
         let url = s3
             .signed_url_opts(Method::POST, key, SIGNED_FOR, &opts)
@@ -355,42 +346,24 @@ async fn complete_create_only(
                     (s, None) if s.is_success() => return Ok(true),
                     // An earlier attempt that timed out may have completed it: the upload id
                     // is gone and the key is there.
-                    (_, Some("NoSuchUpload")) if attempt > 0 && r.exists(rel).await? => {
+                    (_, Some("NoSuchUpload")) if backoff.failed > 0 && r.exists(rel).await? => {
                         return Ok(true)
                     }
                     (s, c) if s.is_server_error() || s.is_success() => {
                         format!("HTTP {} {}", s.as_u16(), c.unwrap_or(""))
                     }
-                    (StatusCode::FORBIDDEN, c) => {
-                        return Err(failed(
-                            RemoteKind::Auth,
-                            format!(
-                                "access denied ({}); credentials tried: {}",
-                                c.unwrap_or("403"),
-                                r.cred_desc
-                            ),
-                        ))
-                    }
-                    (s, c) => {
-                        return Err(failed(
-                            RemoteKind::Other,
-                            format!("HTTP {} {}", s.as_u16(), c.unwrap_or("")),
-                        ))
-                    }
+                    (s, c) => return Err(refused(r, &what, s, c)),
                 }
             }
             Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => e.to_string(),
-            Err(e) => return Err(failed(RemoteKind::Other, e.to_string())),
+            Err(e) => return Err(failed(e.to_string())),
         };
-        attempt += 1;
-        if attempt > r.max_retries {
-            return Err(failed(
-                RemoteKind::Other,
-                format!("{retry} (after {attempt} attempts)"),
-            ));
+        if !backoff.wait().await {
+            return Err(failed(format!(
+                "{retry} (after {} attempts)",
+                backoff.failed + 1
+            )));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(15));
     }
 }
 

@@ -163,24 +163,9 @@ async fn publish(
         }
     }
     drop(cat);
-    // Loose objects first ask the remote (one HEAD each, in parallel): only big ones are loose.
-    let heads: Vec<(Raw, u64, bool)> = futures::stream::iter(big)
-        .map(|(h, len)| async move {
-            let there = r.exists(&Remote::object_key(&hex(&h))).await?;
-            Ok::<_, Error>((h, len, there))
-        })
-        .buffer_unordered(r.jobs)
-        .try_collect()
-        .await?;
-    let mut jobs: Vec<Job> = vec![];
-    for (h, len, there) in heads {
-        if there {
-            report.skipped += 1;
-            progress_add(0, 0, 1);
-        } else {
-            jobs.push(Job::Loose(h, len));
-        }
-    }
+    // Loose objects (only big ones are loose) are not in any index: their upload asks the
+    // remote first (one HEAD) and counts one already there as skipped.
+    let mut jobs: Vec<Job> = big.into_iter().map(|(h, len)| Job::Loose(h, len)).collect();
     let mut pack: Vec<(Raw, u64)> = vec![];
     let mut size = 0;
     for (h, len) in small {
@@ -195,16 +180,24 @@ async fn publish(
         jobs.push(Job::Pack(pack));
     }
     // Bounded: each job holds at most a few parts in memory.
-    let done: Vec<(u64, u64)> = futures::stream::iter(jobs)
+    let done: Vec<Done> = futures::stream::iter(jobs)
         .map(|j| run_job(r, cache, j))
         .buffer_unordered(r.jobs.min(8))
         .try_collect()
         .await?;
-    for (n, b) in done {
-        report.uploaded += n;
-        report.bytes += b;
+    for d in done {
+        report.uploaded += d.uploaded;
+        report.bytes += d.bytes;
+        report.skipped += d.skipped;
     }
     Ok(())
+}
+
+/// What one job did.
+struct Done {
+    uploaded: u64,
+    bytes: u64,
+    skipped: u64,
 }
 
 enum Job {
@@ -221,16 +214,27 @@ fn source(cache: &Cache, h: &Raw, len: u64) -> Result<Source> {
     })
 }
 
-async fn run_job(r: &Remote, cache: &Cache, job: Job) -> Result<(u64, u64)> {
+async fn run_job(r: &Remote, cache: &Cache, job: Job) -> Result<Done> {
     match job {
         Job::Loose(h, len) => {
             let src = vec![source(cache, &h, len)?];
             let rel = Remote::object_key(&hex(&h));
-            transfer::upload(r, &rel, src, len).await?;
+            if !transfer::upload(r, &rel, src, len).await? {
+                progress_add(0, 0, 1);
+                return Ok(Done {
+                    uploaded: 0,
+                    bytes: 0,
+                    skipped: 1,
+                });
+            }
             r.make_durable(&rel)?;
             kill_point("remote_object_put");
             progress_add(1, len, 0);
-            Ok((1, len))
+            Ok(Done {
+                uploaded: 1,
+                bytes: len,
+                skipped: 0,
+            })
         }
         Job::Pack(objs) => {
             let (idx_bytes, id, _) = packidx::build(&objs);
@@ -252,7 +256,11 @@ async fn run_job(r: &Remote, cache: &Cache, job: Job) -> Result<(u64, u64)> {
             let parsed = packidx::parse(&idx_bytes, &id).expect("index we just built");
             r.catalog_add(parsed);
             progress_add(objs.len() as u64, total, 0);
-            Ok((objs.len() as u64, total))
+            Ok(Done {
+                uploaded: objs.len() as u64,
+                bytes: total,
+                skipped: 0,
+            })
         }
     }
 }
